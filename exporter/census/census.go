@@ -1,0 +1,467 @@
+// Package census classifies the TCP sockets of one sock_diag dump and counts
+// them in tables whose size is bounded whatever the population: per state,
+// per outbound destination (the top K, then "other") and per service port.
+//
+// A Census is reused from one dump to the next: its tables keep their
+// capacity, so counting a population the size of the last one allocates
+// nothing.
+package census
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"golang.org/x/sys/unix"
+)
+
+// Class says which side of a connection this host is on, and whether the
+// socket holds a port taken from the ephemeral range.
+type Class uint8
+
+// The classes, decided from the listeners seen in the same dump.
+const (
+	// Listener is a LISTEN socket.
+	Listener Class = iota
+	// Inbound: the local port is a listening port on the socket's local
+	// address or on the wildcard address. Such a socket, TIME_WAIT
+	// included, holds no ephemeral port.
+	Inbound
+	// OutboundEphemeral: not inbound, and the local port lies in the
+	// usable ephemeral range, so it was (as far as can be told) picked by
+	// connect().
+	OutboundEphemeral
+	// OutboundBound: not inbound, local port outside the usable range: the
+	// application bind()s a fixed port.
+	OutboundBound
+
+	numClasses
+)
+
+// Classes lists every class in label order.
+var Classes = []Class{Listener, Inbound, OutboundEphemeral, OutboundBound}
+
+var classNames = [numClasses]string{"listener", "inbound", "outbound_ephemeral", "outbound_bound"}
+
+// String returns the class's label value.
+func (c Class) String() string { return classNames[c] }
+
+// Family indexes the two address families.
+type Family uint8
+
+// The address families, in label order.
+const (
+	IPv4 Family = iota
+	IPv6
+	numFamilies
+)
+
+var familyNames = [numFamilies]string{"ipv4", "ipv6"}
+
+// String returns the family's label value.
+func (f Family) String() string { return familyNames[f] }
+
+// StateCounts counts sockets by TCP state.
+type StateCounts [sockdiag.MaxState + 1]uint64
+
+// Total returns the sum over all states.
+func (c *StateCounts) Total() uint64 {
+	var n uint64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Limits bound the tables of a Census. Zero values take the defaults.
+type Limits struct {
+	// TopDestinations is how many outbound destinations get their own
+	// series; the rest are summed into "other".
+	TopDestinations int
+	// MaxServicePorts is how many listening ports get their own series.
+	MaxServicePorts int
+	// MaxTrackedDestinations caps the destination table. Destinations first
+	// seen once it is full are counted into "other" directly.
+	MaxTrackedDestinations int
+	// MaxTrackedPeers caps the (service port, remote address) table behind
+	// the distinct-peer counts. Past it, peer counts are lower bounds.
+	MaxTrackedPeers int
+	// PinnedDestinations are always reported, from every source address,
+	// on top of the top K.
+	PinnedDestinations []netip.AddrPort
+	// PinnedPorts are always reported when something listens on them, on
+	// top of MaxServicePorts.
+	PinnedPorts []uint16
+}
+
+// The defaults of Limits.
+const (
+	DefaultTopDestinations        = 20
+	DefaultMaxServicePorts        = 100
+	DefaultMaxTrackedDestinations = 1 << 16
+	DefaultMaxTrackedPeers        = 1 << 16
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.TopDestinations <= 0 {
+		l.TopDestinations = DefaultTopDestinations
+	}
+	if l.MaxServicePorts <= 0 {
+		l.MaxServicePorts = DefaultMaxServicePorts
+	}
+	if l.MaxTrackedDestinations <= 0 {
+		l.MaxTrackedDestinations = DefaultMaxTrackedDestinations
+	}
+	if l.MaxTrackedPeers <= 0 {
+		l.MaxTrackedPeers = DefaultMaxTrackedPeers
+	}
+	return l
+}
+
+// Destination identifies where outbound connections go: the 3-tuple whose
+// ephemeral ports run out together (linux __inet_hash_connect).
+type Destination struct {
+	Source  netip.Addr
+	Address netip.Addr
+	Port    uint16
+}
+
+// DestinationCount is the outbound sockets toward one destination.
+type DestinationCount struct {
+	Destination
+	States StateCounts
+	// Ephemeral counts the sockets, in any state, that hold a port from the
+	// ephemeral range toward this destination.
+	Ephemeral uint64
+	pinned    bool
+}
+
+// PortCount is the inbound sockets and listeners of one service port.
+type PortCount struct {
+	Port   uint16
+	States StateCounts
+	// Peers is the number of distinct remote addresses with a socket on the
+	// port (a lower bound when Result.PeersTruncated).
+	Peers uint64
+	// Listeners is the number of LISTEN sockets on the port;
+	// QueueLength and QueueLimit sum their accept queues.
+	Listeners   uint64
+	QueueLength uint64
+	QueueLimit  uint64
+	// InEphemeralRange: the kernel may hand this port to connect().
+	InEphemeralRange bool
+	pinned           bool
+}
+
+type peerKey struct {
+	port uint16
+	addr netip.Addr
+}
+
+// Census counts one dump. Reset it, Add every socket of the dump, listeners
+// before the rest, then read the Result.
+type Census struct {
+	limits      Limits
+	pinnedDests map[netip.AddrPort]bool
+	pinnedPorts map[uint16]bool
+
+	ephemeral EphemeralRange
+	sockets   [numFamilies][sockdiag.MaxState + 1][numClasses]uint64
+	inUse     PortSet
+
+	listenAddrs   map[netip.AddrPort]struct{}
+	wildcardPorts PortSet
+
+	destIndex  map[Destination]int32
+	dests      []DestinationCount
+	overflow   DestinationCount
+	destsFull  bool
+	portIndex  map[uint16]int32
+	ports      []PortCount
+	peers      map[peerKey]struct{}
+	peersFull  bool
+	sortedDest []int32
+	sortedPort []int32
+}
+
+// New returns a Census bounded by limits.
+func New(limits Limits) *Census {
+	c := &Census{
+		limits:      limits.withDefaults(),
+		pinnedDests: map[netip.AddrPort]bool{},
+		pinnedPorts: map[uint16]bool{},
+		listenAddrs: map[netip.AddrPort]struct{}{},
+		destIndex:   map[Destination]int32{},
+		portIndex:   map[uint16]int32{},
+		peers:       map[peerKey]struct{}{},
+	}
+	for _, d := range c.limits.PinnedDestinations {
+		c.pinnedDests[netip.AddrPortFrom(d.Addr().Unmap(), d.Port())] = true
+	}
+	for _, p := range c.limits.PinnedPorts {
+		c.pinnedPorts[p] = true
+	}
+	return c
+}
+
+// Reset empties the tables for a new dump taken under the given ephemeral
+// range.
+func (c *Census) Reset(ephemeral *EphemeralRange) {
+	c.ephemeral = *ephemeral
+	c.sockets = [numFamilies][sockdiag.MaxState + 1][numClasses]uint64{}
+	c.inUse = PortSet{}
+	clear(c.listenAddrs)
+	c.wildcardPorts = PortSet{}
+	clear(c.destIndex)
+	c.dests = c.dests[:0]
+	c.overflow = DestinationCount{}
+	c.destsFull = false
+	clear(c.portIndex)
+	c.ports = c.ports[:0]
+	clear(c.peers)
+	c.peersFull = false
+}
+
+// Add counts one socket. Every listener of the dump must be added before the
+// sockets that it classifies.
+func (c *Census) Add(s *sockdiag.Socket) {
+	family := IPv4
+	if s.Family == unix.AF_INET6 {
+		family = IPv6
+	}
+	state := s.State
+	if state > sockdiag.MaxState {
+		// A state this version does not know (the kernel reports only
+		// the ones asked for): count it nowhere rather than misfile it.
+		return
+	}
+	local := netip.AddrPortFrom(s.Local.Addr().Unmap(), s.Local.Port())
+	remote := s.Remote.Addr().Unmap()
+	class := c.classify(state, local)
+	c.sockets[family][state][class]++
+
+	switch class {
+	case Listener:
+		c.addListener(local, s)
+	case Inbound:
+		p := c.port(local.Port())
+		p.States[state]++
+		c.addPeer(p, remote)
+	case OutboundEphemeral, OutboundBound:
+		d := c.destination(Destination{Source: local.Addr(), Address: remote, Port: s.Remote.Port()})
+		d.States[state]++
+		if class == OutboundEphemeral {
+			d.Ephemeral++
+			c.inUse.Add(local.Port())
+		}
+	}
+}
+
+func (c *Census) classify(state sockdiag.State, local netip.AddrPort) Class {
+	if state == sockdiag.Listen {
+		return Listener
+	}
+	if c.wildcardPorts.Has(local.Port()) {
+		return Inbound
+	}
+	if _, ok := c.listenAddrs[local]; ok {
+		return Inbound
+	}
+	if c.ephemeral.Contains(local.Port()) {
+		return OutboundEphemeral
+	}
+	return OutboundBound
+}
+
+func (c *Census) addListener(local netip.AddrPort, s *sockdiag.Socket) {
+	if local.Addr().IsUnspecified() {
+		c.wildcardPorts.Add(local.Port())
+	} else {
+		c.listenAddrs[local] = struct{}{}
+	}
+	p := c.port(local.Port())
+	p.Listeners++
+	p.QueueLength += uint64(s.RecvQueue)
+	p.QueueLimit += uint64(s.SendQueue)
+}
+
+// port returns the row of a service port. The table needs no cap: there are
+// at most 65,536 ports.
+func (c *Census) port(port uint16) *PortCount {
+	if i, ok := c.portIndex[port]; ok {
+		return &c.ports[i]
+	}
+	c.portIndex[port] = int32(len(c.ports))
+	c.ports = append(c.ports, PortCount{
+		Port:             port,
+		InEphemeralRange: c.ephemeral.Contains(port),
+		pinned:           c.pinnedPorts[port],
+	})
+	return &c.ports[len(c.ports)-1]
+}
+
+func (c *Census) addPeer(p *PortCount, remote netip.Addr) {
+	k := peerKey{port: p.Port, addr: remote}
+	if _, ok := c.peers[k]; ok {
+		return
+	}
+	if len(c.peers) >= c.limits.MaxTrackedPeers {
+		c.peersFull = true
+		return
+	}
+	c.peers[k] = struct{}{}
+	p.Peers++
+}
+
+// destination returns the row of d, or the overflow row once the table is
+// full and d is neither in it nor pinned.
+func (c *Census) destination(d Destination) *DestinationCount {
+	if i, ok := c.destIndex[d]; ok {
+		return &c.dests[i]
+	}
+	pinned := c.pinnedDests[netip.AddrPortFrom(d.Address, d.Port)]
+	if len(c.dests) >= c.limits.MaxTrackedDestinations && !pinned {
+		c.destsFull = true
+		return &c.overflow
+	}
+	c.destIndex[d] = int32(len(c.dests))
+	c.dests = append(c.dests, DestinationCount{Destination: d, pinned: pinned})
+	return &c.dests[len(c.dests)-1]
+}
+
+// Result is what one dump counted, bounded by the Census's limits.
+type Result struct {
+	// Sockets counts every socket by family, state and class.
+	Sockets [numFamilies][sockdiag.MaxState + 1][numClasses]uint64
+	// Destinations holds the pinned destinations and the top K others by
+	// sockets holding an ephemeral port, then by all sockets.
+	// OtherDestinations sums every destination not listed, so that the
+	// listed ones plus it add up to all outbound sockets.
+	Destinations      []DestinationCount
+	OtherDestinations DestinationCount
+	// ServicePorts holds the pinned listening ports and up to
+	// MaxServicePorts others, those inside the ephemeral range first, then
+	// by inbound sockets. OtherPorts sums the rest (its Peers is unused).
+	ServicePorts []PortCount
+	OtherPorts   PortCount
+	// EphemeralInUse is the number of distinct ephemeral ports held by
+	// outbound sockets; ListeningInEphemeralRange the number of listening
+	// ports the kernel may also hand to connect().
+	EphemeralInUse            int
+	ListeningInEphemeralRange int
+	// Ephemeral is the range the dump was classified with.
+	Ephemeral EphemeralRange
+	// DestinationsTruncated and PeersTruncated report that a hard cap of
+	// the tables was reached in this dump.
+	DestinationsTruncated bool
+	PeersTruncated        bool
+}
+
+// Result ranks and cuts the tables. The slices it returns are valid until the
+// next Reset.
+func (c *Census) Result() Result {
+	r := Result{
+		Sockets:               c.sockets,
+		EphemeralInUse:        c.inUse.Len(),
+		Ephemeral:             c.ephemeral,
+		DestinationsTruncated: c.destsFull,
+		PeersTruncated:        c.peersFull,
+	}
+	r.Destinations, r.OtherDestinations = c.topDestinations()
+	r.ServicePorts, r.OtherPorts = c.topPorts()
+	for i := range c.ports {
+		if c.ports[i].Listeners > 0 && c.ports[i].InEphemeralRange {
+			r.ListeningInEphemeralRange++
+		}
+	}
+	return r
+}
+
+func (c *Census) topDestinations() ([]DestinationCount, DestinationCount) {
+	c.sortedDest = c.sortedDest[:0]
+	for i := range c.dests {
+		c.sortedDest = append(c.sortedDest, int32(i))
+	}
+	slices.SortFunc(c.sortedDest, func(a, b int32) int {
+		da, db := &c.dests[a], &c.dests[b]
+		if n := cmp.Compare(db.Ephemeral, da.Ephemeral); n != 0 {
+			return n
+		}
+		if n := cmp.Compare(db.States.Total(), da.States.Total()); n != 0 {
+			return n
+		}
+		return compareDestinations(da.Destination, db.Destination)
+	})
+	other := c.overflow
+	top := make([]DestinationCount, 0, c.limits.TopDestinations+len(c.pinnedDests))
+	unpinned := 0
+	for _, i := range c.sortedDest {
+		d := c.dests[i]
+		switch {
+		case d.pinned:
+			top = append(top, d)
+		case unpinned < c.limits.TopDestinations:
+			top = append(top, d)
+			unpinned++
+		default:
+			other.Ephemeral += d.Ephemeral
+			for s, n := range d.States {
+				other.States[s] += n
+			}
+		}
+	}
+	return top, other
+}
+
+func (c *Census) topPorts() ([]PortCount, PortCount) {
+	c.sortedPort = c.sortedPort[:0]
+	for i := range c.ports {
+		c.sortedPort = append(c.sortedPort, int32(i))
+	}
+	slices.SortFunc(c.sortedPort, func(a, b int32) int {
+		pa, pb := &c.ports[a], &c.ports[b]
+		if pa.InEphemeralRange != pb.InEphemeralRange {
+			if pa.InEphemeralRange {
+				return -1
+			}
+			return 1
+		}
+		if n := cmp.Compare(pb.States.Total(), pa.States.Total()); n != 0 {
+			return n
+		}
+		return cmp.Compare(pa.Port, pb.Port)
+	})
+	var other PortCount
+	top := make([]PortCount, 0, min(len(c.ports), c.limits.MaxServicePorts+len(c.pinnedPorts)))
+	unpinned := 0
+	for _, i := range c.sortedPort {
+		p := c.ports[i]
+		switch {
+		case p.pinned:
+			top = append(top, p)
+		case unpinned < c.limits.MaxServicePorts:
+			top = append(top, p)
+			unpinned++
+		default:
+			other.Listeners += p.Listeners
+			other.QueueLength += p.QueueLength
+			other.QueueLimit += p.QueueLimit
+			for s, n := range p.States {
+				other.States[s] += n
+			}
+		}
+	}
+	slices.SortFunc(top, func(a, b PortCount) int { return cmp.Compare(a.Port, b.Port) })
+	return top, other
+}
+
+func compareDestinations(a, b Destination) int {
+	if n := a.Address.Compare(b.Address); n != 0 {
+		return n
+	}
+	if n := cmp.Compare(a.Port, b.Port); n != 0 {
+		return n
+	}
+	return a.Source.Compare(b.Source)
+}
