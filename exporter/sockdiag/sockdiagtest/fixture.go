@@ -1,0 +1,66 @@
+package sockdiagtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"golang.org/x/sys/unix"
+)
+
+// ParseFixture reads a socket population written one socket a line, as
+//
+//	STATE LOCAL REMOTE [RECV-Q SEND-Q]
+//
+// with STATE a label value (established, time_wait, listen, ...), LOCAL and
+// REMOTE as ADDRESS:PORT ([::1]:80 for IPv6) and the queues as numbers.
+// Blank lines and lines starting with # are skipped. The family follows
+// LOCAL's address.
+func ParseFixture(r io.Reader) ([]sockdiag.Socket, error) {
+	states := map[string]sockdiag.State{}
+	for _, s := range sockdiag.States {
+		states[s.String()] = s
+	}
+	var sockets []sockdiag.Socket
+	scanner := bufio.NewScanner(r)
+	for line := 1; scanner.Scan(); line++ {
+		text := strings.TrimSpace(scanner.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.Fields(text)
+		if len(fields) != 3 && len(fields) != 5 {
+			return nil, fmt.Errorf("fixture line %d: want STATE LOCAL REMOTE [RECV-Q SEND-Q], got %q", line, text)
+		}
+		var s sockdiag.Socket
+		var ok bool
+		if s.State, ok = states[fields[0]]; !ok {
+			return nil, fmt.Errorf("fixture line %d: unknown state %q", line, fields[0])
+		}
+		var err error
+		if s.Local, err = netip.ParseAddrPort(fields[1]); err != nil {
+			return nil, fmt.Errorf("fixture line %d: %w", line, err)
+		}
+		if s.Remote, err = netip.ParseAddrPort(fields[2]); err != nil {
+			return nil, fmt.Errorf("fixture line %d: %w", line, err)
+		}
+		s.Family = unix.AF_INET
+		if s.Local.Addr().Is6() {
+			s.Family = unix.AF_INET6
+		}
+		if len(fields) == 5 {
+			rq, err1 := strconv.ParseUint(fields[3], 10, 32)
+			wq, err2 := strconv.ParseUint(fields[4], 10, 32)
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("fixture line %d: queues %q %q are not numbers", line, fields[3], fields[4])
+			}
+			s.RecvQueue, s.SendQueue = uint32(rq), uint32(wq)
+		}
+		sockets = append(sockets, s)
+	}
+	return sockets, scanner.Err()
+}
