@@ -33,11 +33,17 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
 	}
+	return newExporter(opts, fs, sockdiag.Dial, logger)
+}
+
+// newExporter builds the collectors named in opts over the given sources:
+// the real kernel's, or fixtures in tests.
+func newExporter(opts Options, fs procfs.FS, dial func() (sockdiag.Conn, error), logger *slog.Logger) (*Exporter, error) {
 	collectors := map[string]Collector{}
 	for _, name := range opts.Collectors {
 		switch name {
 		case "sockets":
-			collectors[name] = NewSocketsCollector(sockdiag.Dial, func() (census.EphemeralRange, error) { return readEphemeralRange(fs) }, opts.Limits)
+			collectors[name] = NewSocketsCollector(dial, func() (census.EphemeralRange, error) { return readEphemeralRange(fs) }, opts.Limits)
 		case "sysctl":
 			collectors[name] = NewSysctlCollector(fs)
 		case "netstat":

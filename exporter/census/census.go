@@ -465,3 +465,7 @@ func compareDestinations(a, b Destination) int {
 	}
 	return a.Source.Compare(b.Source)
 }
+
+// TrackedDestinations returns the number of rows of the destination table,
+// which MaxTrackedDestinations caps.
+func (c *Census) TrackedDestinations() int { return len(c.dests) }
