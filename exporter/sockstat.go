@@ -35,7 +35,7 @@ func NewSockstatCollector(fs procfs.FS) *SockstatCollector {
 		pageSize: os.Getpagesize(),
 		inuse:    desc("tcp_inuse", "TCP sockets in use, by family (sockstat TCP inuse, sockstat6 TCP6 inuse).", "family"),
 		orphan:   desc("tcp_orphan", "TCP sockets attached to no file descriptor (sockstat TCP orphan); bounded by net.ipv4.tcp_max_orphans."),
-		tw:       desc("tcp_tw", "TCP sockets in TIME_WAIT, both families (sockstat TCP tw)."),
+		tw:       desc("tcp_tw", "TCP timewait mini-sockets, both families: TIME_WAIT, and orphaned FIN_WAIT2 (sockstat TCP tw)."),
 		alloc:    desc("tcp_alloc", "TCP sockets allocated, all states and families (sockstat TCP alloc)."),
 		mem:      desc("tcp_mem_bytes", "Memory used by TCP socket buffers (sockstat TCP mem, in pages, times the page size)."),
 	}

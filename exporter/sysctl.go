@@ -31,7 +31,7 @@ var sysctlMetrics = []sysctlMetric{
 	{sysctl: "net.ipv4.tcp_fin_timeout", name: "sysctl_net_ipv4_tcp_fin_timeout_seconds", help: "How long an orphaned socket stays in FIN_WAIT_2. It does not change the 60 s of TIME_WAIT."},
 	{sysctl: "net.core.somaxconn", help: "Upper bound of a listen() backlog: the accept-queue limit is min(backlog, somaxconn)."},
 	{sysctl: "net.ipv4.tcp_max_syn_backlog", help: "Most half-open connections (SYN queue) per listener."},
-	{sysctl: "net.ipv4.tcp_max_orphans", help: "Most sockets not attached to any file descriptor; past it, orphans are reset."},
+	{sysctl: "net.ipv4.tcp_max_orphans", optional: true, help: "Most sockets not attached to any file descriptor; past it, orphans are reset. Host-wide: the kernel shows it only in the initial network namespace."},
 	{sysctl: "net.ipv4.tcp_keepalive_time", name: "sysctl_net_ipv4_tcp_keepalive_time_seconds", help: "Idle time before TCP keepalive probes start, for sockets that enable them."},
 	{sysctl: "net.ipv4.tcp_tw_recycle", optional: true, help: "Removed in Linux 4.12 (it broke clients behind NAT); exported only where the kernel still has it."},
 	{sysctl: "net.netfilter.nf_conntrack_count", name: "conntrack_entries", optional: true, help: "Connections in the conntrack table; exported only where conntrack is loaded."},

@@ -1,0 +1,76 @@
+// Package netnstest runs a test inside a network namespace of its own, so
+// that it can count every socket of the namespace, change its sysctls and
+// use fixed loopback ports without touching the host.
+package netnstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// envVar tells the re-executed test binary which namespace it runs in.
+const envVar = "TCPADVISOR_TEST_NETNS"
+
+var counter atomic.Int32
+
+// Enter runs the calling top-level test again, alone, in a new network
+// namespace, and reports false: the caller returns at once. Inside that
+// namespace Enter brings loopback up and reports true: the caller runs its
+// body there. The namespace is deleted when the test ends.
+//
+// It skips the test where a namespace cannot be made (not root, no ip).
+func Enter(t *testing.T) bool {
+	t.Helper()
+	if name := os.Getenv(envVar); name != "" {
+		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+			t.Fatalf("bring loopback up in %s: %v: %s", name, err, out)
+		}
+		return true
+	}
+	if strings.Contains(t.Name(), "/") {
+		t.Fatal("netnstest.Enter works for top-level tests only")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace; run ./test.sh as root")
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("needs ip (Debian package iproute2); ./test.sh installs it")
+	}
+	name := fmt.Sprintf("tcpadv-test-%d-%d", os.Getpid(), counter.Add(1))
+	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(ip, "netns", "delete", name).CombinedOutput(); err != nil {
+			t.Errorf("delete network namespace %s: %v: %s", name, err, out)
+		}
+	})
+	cmd := exec.Command(ip, "netns", "exec", name, os.Args[0],
+		"-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), envVar+"="+name)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s, run in network namespace %s:\n%s", t.Name(), name, out)
+	if err != nil {
+		t.Fatalf("%s failed inside network namespace %s: %v", t.Name(), name, err)
+	}
+	if strings.Contains(string(out), "--- SKIP: "+t.Name()) {
+		t.Skip("skipped inside the namespace (see the log)")
+	}
+	return false
+}
+
+// Sysctl writes value to a sysctl of the current network namespace, given
+// as its dotted name.
+func Sysctl(t *testing.T, name, value string) {
+	t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatalf("set %s=%s: %v", name, value, err)
+	}
+}
