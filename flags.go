@@ -11,6 +11,85 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 )
 
+// flagGroup is what kingpin's Application and CmdClause share.
+type flagGroup interface {
+	Flag(name, help string) *kingpin.FlagClause
+}
+
+// checkedValue is a flag value whose parse error names the flag, the value
+// given and what is wanted: kingpin's own messages name neither.
+type checkedValue[T any] struct {
+	flag  string
+	dst   *T
+	parse func(string) (T, bool)
+	want  string
+	// repeatable values append, through add.
+	add func(T)
+}
+
+func (v *checkedValue[T]) Set(s string) error {
+	x, ok := v.parse(s)
+	if !ok {
+		return fmt.Errorf("--%s=%q: want %s", v.flag, s, v.want)
+	}
+	if v.add != nil {
+		v.add(x)
+	} else {
+		*v.dst = x
+	}
+	return nil
+}
+
+func (v *checkedValue[T]) String() string {
+	if v.dst == nil {
+		return ""
+	}
+	return fmt.Sprint(*v.dst)
+}
+
+// repeatableValue marks a checkedValue as repeatable for kingpin.
+type repeatableValue[T any] struct{ *checkedValue[T] }
+
+func (repeatableValue[T]) IsCumulative() bool { return true }
+
+// intFlag adds an integer flag of at least min.
+func intFlag(g flagGroup, name, help string, def, min int) *int {
+	dst := new(int)
+	g.Flag(name, help).Default(strconv.Itoa(def)).SetValue(&checkedValue[int]{
+		flag: name, dst: dst,
+		want: fmt.Sprintf("a whole number of at least %d", min),
+		parse: func(s string) (int, bool) {
+			n, err := strconv.Atoi(s)
+			return n, err == nil && n >= min
+		},
+	})
+	return dst
+}
+
+// durationFlag adds a positive duration flag.
+func durationFlag(g flagGroup, name, help string, def time.Duration) *time.Duration {
+	dst := new(time.Duration)
+	g.Flag(name, help).Default(def.String()).SetValue(&checkedValue[time.Duration]{
+		flag: name, dst: dst,
+		want: "a positive duration such as 10s or 500ms",
+		parse: func(s string) (time.Duration, bool) {
+			d, err := time.ParseDuration(s)
+			return d, err == nil && d > 0
+		},
+	})
+	return dst
+}
+
+// repeatableFlag adds a repeatable flag whose every value must parse.
+func repeatableFlag[T any](g flagGroup, name, help, placeholder, want string, parse func(string) (T, bool)) *[]T {
+	dst := new([]T)
+	g.Flag(name, help).PlaceHolder(placeholder).SetValue(repeatableValue[T]{&checkedValue[T]{
+		flag: name, want: want, parse: parse,
+		add: func(x T) { *dst = append(*dst, x) },
+	}})
+	return dst
+}
+
 // collectorFlags are the flags of the collectors. They are the
 // application's, not serve's, so that later subcommands that collect share
 // them.
@@ -20,62 +99,57 @@ type collectorFlags struct {
 	enabled         map[string]*bool
 	topDestinations *int
 	maxServicePorts *int
-	pinDestinations *[]string
-	pinPorts        *[]string
+	pinDestinations *[]netip.AddrPort
+	pinPorts        *[]uint16
 }
 
 func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 	f := &collectorFlags{enabled: map[string]*bool{}}
 	f.procPath = app.Flag("path.procfs", "Mount point of the proc filesystem.").Default("/proc").String()
-	f.timeout = app.Flag("collector.timeout", "Deadline of one collection; a collector still dumping sockets then reports failure.").Default("10s").Duration()
+	f.timeout = durationFlag(app, "collector.timeout", "Deadline of one collection; a collector still dumping sockets then reports failure.", 10*time.Second)
 	for _, name := range exporter.CollectorNames {
 		f.enabled[name] = app.Flag("collector."+name, fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)).Default("true").Bool()
 	}
-	f.topDestinations = app.Flag("collector.sockets.top-destinations",
-		"Outbound destinations (source, destination address, destination port) reported with their own series, by sockets holding ephemeral ports; the rest are summed into \"other\".").
-		Default(strconv.Itoa(census.DefaultTopDestinations)).Int()
-	f.maxServicePorts = app.Flag("collector.sockets.max-service-ports",
-		"Listening ports reported with their own series; the rest are summed into port=\"other\".").
-		Default(strconv.Itoa(census.DefaultMaxServicePorts)).Int()
-	f.pinDestinations = app.Flag("collector.sockets.pin-destination",
-		"ADDRESS:PORT of a destination always reported, e.g. 10.0.0.5:6379 or [2001:db8::5]:6379. Repeatable.").PlaceHolder("ADDRESS:PORT").Strings()
-	f.pinPorts = app.Flag("collector.sockets.pin-service-port",
-		"Listening port always reported. Repeatable.").PlaceHolder("PORT").Strings()
+	f.topDestinations = intFlag(app, "collector.sockets.top-destinations",
+		"Outbound destinations (source address, destination address and port) with series of their own, ranked by sockets holding ephemeral ports; the rest are summed into \"other\".",
+		census.DefaultTopDestinations, 1)
+	f.maxServicePorts = intFlag(app, "collector.sockets.max-service-ports",
+		"Listening ports with series of their own; the rest are summed into port=\"other\".",
+		census.DefaultMaxServicePorts, 1)
+	f.pinDestinations = repeatableFlag(app, "collector.sockets.pin-destination",
+		"A destination always reported, from every source address, on top of the top ones. Repeatable.",
+		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
+		func(s string) (netip.AddrPort, bool) {
+			d, err := netip.ParseAddrPort(s)
+			return d, err == nil
+		})
+	f.pinPorts = repeatableFlag(app, "collector.sockets.pin-service-port",
+		"A listening port always reported, on top of --collector.sockets.max-service-ports. Repeatable.",
+		"PORT", "a port number from 1 to 65535",
+		func(s string) (uint16, bool) {
+			p, err := strconv.ParseUint(s, 10, 16)
+			return uint16(p), err == nil && p > 0
+		})
 	return f
 }
 
-// options validates the flags and returns the exporter's options.
-func (f *collectorFlags) options() (exporter.Options, error) {
-	opts := exporter.Options{ProcPath: *f.procPath, Timeout: *f.timeout}
-	if *f.timeout <= 0 {
-		return opts, fmt.Errorf("--collector.timeout=%s: must be a positive duration such as 10s", *f.timeout)
+// options returns the exporter's options; the values were checked as they
+// were parsed.
+func (f *collectorFlags) options() exporter.Options {
+	opts := exporter.Options{
+		ProcPath: *f.procPath,
+		Timeout:  *f.timeout,
+		Limits: census.Limits{
+			TopDestinations:    *f.topDestinations,
+			MaxServicePorts:    *f.maxServicePorts,
+			PinnedDestinations: *f.pinDestinations,
+			PinnedPorts:        *f.pinPorts,
+		},
 	}
 	for _, name := range exporter.CollectorNames {
 		if *f.enabled[name] {
 			opts.Collectors = append(opts.Collectors, name)
 		}
 	}
-	if *f.topDestinations <= 0 {
-		return opts, fmt.Errorf("--collector.sockets.top-destinations=%d: must be at least 1", *f.topDestinations)
-	}
-	if *f.maxServicePorts <= 0 {
-		return opts, fmt.Errorf("--collector.sockets.max-service-ports=%d: must be at least 1", *f.maxServicePorts)
-	}
-	opts.Limits.TopDestinations = *f.topDestinations
-	opts.Limits.MaxServicePorts = *f.maxServicePorts
-	for _, s := range *f.pinDestinations {
-		d, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return opts, fmt.Errorf("--collector.sockets.pin-destination=%q: want ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379", s)
-		}
-		opts.Limits.PinnedDestinations = append(opts.Limits.PinnedDestinations, d)
-	}
-	for _, s := range *f.pinPorts {
-		p, err := strconv.ParseUint(s, 10, 16)
-		if err != nil || p == 0 {
-			return opts, fmt.Errorf("--collector.sockets.pin-service-port=%q: want a port number from 1 to 65535", s)
-		}
-		opts.Limits.PinnedPorts = append(opts.Limits.PinnedPorts, uint16(p))
-	}
-	return opts, nil
+	return opts
 }

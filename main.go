@@ -7,8 +7,10 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
@@ -18,7 +20,16 @@ import (
 
 const programName = "tcpadvisor"
 
+// releaseVersion is the version a build reports unless the release build
+// sets github.com/prometheus/common/version.Version with -ldflags.
+//
+//go:embed VERSION
+var releaseVersion string
+
 func main() {
+	if version.Version == "" {
+		version.Version = strings.TrimSpace(releaseVersion)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -29,7 +40,10 @@ func run(args []string) int {
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
 	app.ErrorWriter(os.Stderr)
-	app.Terminate(nil)
+	// kingpin calls Terminate after --help and --version; run returns
+	// instead of exiting, so that tests can call it.
+	terminated := false
+	app.Terminate(func(int) { terminated = true })
 
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
@@ -38,27 +52,31 @@ func run(args []string) int {
 	versionCmd := app.Command("version", "Print the version and build information.")
 
 	command, err := app.Parse(args)
+	if terminated {
+		return 0
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v, try --help\n", programName, err)
+		if arg, ok := strings.CutPrefix(err.Error(), "unexpected "); ok {
+			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve and version, try --help\n", programName, arg)
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %s, try --help\n", programName, oneLine(err))
+		}
 		return 2
 	}
-	switch command {
-	case versionCmd.FullCommand():
+	if command == versionCmd.FullCommand() {
 		fmt.Println(version.Print(programName))
 		return 0
-	case "":
-		// --help or --version was handled by kingpin.
-		return 0
-	}
-	opts, err := collectorFlags.options()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
-		return 2
 	}
 	logger := promslog.New(logConfig)
-	if err := serve.run(opts, logger); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+	if err := serve.run(collectorFlags.options(), logger); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return 1
 	}
 	return 0
+}
+
+// oneLine folds a multi-line error (YAML errors list one problem a line)
+// into the one line a user reads.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }

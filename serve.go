@@ -35,15 +35,12 @@ func addServeCommand(app *kingpin.Application) *serveCommand {
 	return &serveCommand{
 		web:           kingpinflag.AddFlags(cmd, defaultListenAddress),
 		telemetryPath: cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
-		maxRequests:   cmd.Flag("web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.").Default("40").Int(),
+		maxRequests:   intFlag(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
 	}
 }
 
 // run serves until the listener fails.
 func (s *serveCommand) run(opts exporter.Options, logger *slog.Logger) error {
-	if *s.maxRequests < 0 {
-		return fmt.Errorf("--web.max-requests=%d: must be 0 (no limit) or more", *s.maxRequests)
-	}
 	if path := *s.web.WebConfigFile; path != "" {
 		if err := web.Validate(path); err != nil {
 			return fmt.Errorf("--web.config.file=%s: %v; fix the file or leave the flag out", path, err)
