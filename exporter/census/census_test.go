@@ -6,16 +6,10 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
-	"golang.org/x/sys/unix"
+	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag/sockdiagtest"
 )
 
-func sock(state sockdiag.State, local, remote string) sockdiag.Socket {
-	s := sockdiag.Socket{State: state, Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), Family: unix.AF_INET}
-	if s.Local.Addr().Is6() {
-		s.Family = unix.AF_INET6
-	}
-	return s
-}
+var sock = sockdiagtest.NewSocket
 
 // defaultRange is the kernel's default: 32768-60999 with 40000 reserved.
 func defaultRange(t *testing.T) *census.EphemeralRange {

@@ -16,13 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func sock(state sockdiag.State, local, remote string) sockdiag.Socket {
-	s := sockdiag.Socket{State: state, Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), Family: unix.AF_INET}
-	if s.Local.Addr().Is6() {
-		s.Family = unix.AF_INET6
-	}
-	return s
-}
+var sock = sockdiagtest.NewSocket
 
 func dumpAll(t *testing.T, c *sockdiag.Client, family uint8, states sockdiag.StateSet) ([]sockdiag.Socket, error) {
 	t.Helper()

@@ -48,10 +48,7 @@ func ParseFixture(r io.Reader) ([]sockdiag.Socket, error) {
 		if s.Remote, err = netip.ParseAddrPort(fields[2]); err != nil {
 			return nil, fmt.Errorf("fixture line %d: %w", line, err)
 		}
-		s.Family = unix.AF_INET
-		if s.Local.Addr().Is6() {
-			s.Family = unix.AF_INET6
-		}
+		s.Family = familyOf(s.Local)
 		if len(fields) == 5 {
 			rq, err1 := strconv.ParseUint(fields[3], 10, 32)
 			wq, err2 := strconv.ParseUint(fields[4], 10, 32)
@@ -63,4 +60,20 @@ func ParseFixture(r io.Reader) ([]sockdiag.Socket, error) {
 		sockets = append(sockets, s)
 	}
 	return sockets, scanner.Err()
+}
+
+// NewSocket returns a socket in state between local and remote, given as
+// ADDRESS:PORT; it panics on a malformed address, as tests want.
+func NewSocket(state sockdiag.State, local, remote string) sockdiag.Socket {
+	s := sockdiag.Socket{State: state, Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote)}
+	s.Family = familyOf(s.Local)
+	return s
+}
+
+// familyOf returns the address family of a socket bound to local.
+func familyOf(local netip.AddrPort) uint8 {
+	if local.Addr().Is6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
 }
