@@ -154,9 +154,18 @@ type PortCount struct {
 	pinned           bool
 }
 
+// peerKey and destKey hold addresses as plain bytes (IPv4 as IPv4-mapped),
+// so that the map hashes each key as one run of memory: netip.Addr holds a
+// pointer, which makes Go hash a struct of them field by field, at twice the
+// cost per socket.
 type peerKey struct {
+	addr [16]byte
 	port uint16
-	addr netip.Addr
+}
+
+type destKey struct {
+	source, address [16]byte
+	port            uint16
 }
 
 // Census counts one dump. Reset it, Add every socket of the dump, listeners
@@ -170,10 +179,13 @@ type Census struct {
 	sockets   [numFamilies][sockdiag.MaxState + 1][numClasses]uint64
 	inUse     PortSet
 
-	listenAddrs   map[netip.AddrPort]struct{}
+	listenAddrs map[netip.AddrPort]struct{}
+	// listenPorts holds the ports of listenAddrs, so that the sockets of
+	// every other port skip the map.
+	listenPorts   PortSet
 	wildcardPorts PortSet
 
-	destIndex  map[Destination]int32
+	destIndex  map[destKey]int32
 	dests      []DestinationCount
 	overflow   DestinationCount
 	destsFull  bool
@@ -192,7 +204,7 @@ func New(limits Limits) *Census {
 		pinnedDests: map[netip.AddrPort]bool{},
 		pinnedPorts: map[uint16]bool{},
 		listenAddrs: map[netip.AddrPort]struct{}{},
-		destIndex:   map[Destination]int32{},
+		destIndex:   map[destKey]int32{},
 		portIndex:   map[uint16]int32{},
 		peers:       map[peerKey]struct{}{},
 	}
@@ -212,6 +224,7 @@ func (c *Census) Reset(ephemeral *EphemeralRange) {
 	c.sockets = [numFamilies][sockdiag.MaxState + 1][numClasses]uint64{}
 	c.inUse = PortSet{}
 	clear(c.listenAddrs)
+	c.listenPorts = PortSet{}
 	c.wildcardPorts = PortSet{}
 	clear(c.destIndex)
 	c.dests = c.dests[:0]
@@ -249,7 +262,7 @@ func (c *Census) Add(s *sockdiag.Socket) {
 		p.States[state]++
 		c.addPeer(p, remote)
 	case OutboundEphemeral, OutboundBound:
-		d := c.destination(Destination{Source: local.Addr(), Address: remote, Port: s.Remote.Port()})
+		d := c.destination(destKey{source: local.Addr().As16(), address: remote.As16(), port: s.Remote.Port()})
 		d.States[state]++
 		if class == OutboundEphemeral {
 			d.Ephemeral++
@@ -265,8 +278,10 @@ func (c *Census) classify(state sockdiag.State, local netip.AddrPort) Class {
 	if c.wildcardPorts.Has(local.Port()) {
 		return Inbound
 	}
-	if _, ok := c.listenAddrs[local]; ok {
-		return Inbound
+	if c.listenPorts.Has(local.Port()) {
+		if _, ok := c.listenAddrs[local]; ok {
+			return Inbound
+		}
 	}
 	if c.ephemeral.Contains(local.Port()) {
 		return OutboundEphemeral
@@ -279,6 +294,7 @@ func (c *Census) addListener(local netip.AddrPort, s *sockdiag.Socket) {
 		c.wildcardPorts.Add(local.Port())
 	} else {
 		c.listenAddrs[local] = struct{}{}
+		c.listenPorts.Add(local.Port())
 	}
 	p := c.port(local.Port())
 	p.Listeners++
@@ -302,7 +318,7 @@ func (c *Census) port(port uint16) *PortCount {
 }
 
 func (c *Census) addPeer(p *PortCount, remote netip.Addr) {
-	k := peerKey{port: p.Port, addr: remote}
+	k := peerKey{port: p.Port, addr: remote.As16()}
 	if _, ok := c.peers[k]; ok {
 		return
 	}
@@ -314,18 +330,23 @@ func (c *Census) addPeer(p *PortCount, remote netip.Addr) {
 	p.Peers++
 }
 
-// destination returns the row of d, or the overflow row once the table is
-// full and d is neither in it nor pinned.
-func (c *Census) destination(d Destination) *DestinationCount {
-	if i, ok := c.destIndex[d]; ok {
+// destination returns the row of k, or the overflow row once the table is
+// full and k is neither in it nor pinned.
+func (c *Census) destination(k destKey) *DestinationCount {
+	if i, ok := c.destIndex[k]; ok {
 		return &c.dests[i]
+	}
+	d := Destination{
+		Source:  netip.AddrFrom16(k.source).Unmap(),
+		Address: netip.AddrFrom16(k.address).Unmap(),
+		Port:    k.port,
 	}
 	pinned := c.pinnedDests[netip.AddrPortFrom(d.Address, d.Port)]
 	if len(c.dests) >= c.limits.MaxTrackedDestinations && !pinned {
 		c.destsFull = true
 		return &c.overflow
 	}
-	c.destIndex[d] = int32(len(c.dests))
+	c.destIndex[k] = int32(len(c.dests))
 	c.dests = append(c.dests, DestinationCount{Destination: d, pinned: pinned})
 	return &c.dests[len(c.dests)-1]
 }
