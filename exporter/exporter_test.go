@@ -184,8 +184,8 @@ func TestFaults(t *testing.T) {
 			if !strings.Contains(out, tt.present) {
 				t.Errorf("scrape lacks %q", tt.present)
 			}
-			if tt.conn.Dumps > 0 && !tt.conn.Closed {
-				t.Error("the sock_diag socket was left open")
+			if failedDump := tt.failed == "sockets" && !tt.conn.Interrupt; failedDump != tt.conn.Closed {
+				t.Errorf("sock_diag socket closed = %v after the dump; want it closed after a failed dump, kept otherwise", tt.conn.Closed)
 			}
 		})
 	}

@@ -26,10 +26,12 @@ type SocketsCollector struct {
 	dial      func() (sockdiag.Conn, error)
 	ephemeral func() (census.EphemeralRange, error)
 
-	// mu guards census, which is reused from one collection to the next
-	// so that its tables keep their capacity.
+	// mu guards what is reused from one collection to the next: the
+	// census, whose tables keep their capacity, and the sock_diag client,
+	// whose socket and buffers are kept until a dump fails.
 	mu      sync.Mutex
 	census  *census.Census
+	client  *sockdiag.Client
 	retries uint64
 
 	socketsDesc           *prometheus.Desc
@@ -108,18 +110,24 @@ func (c *SocketsCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 	if err != nil {
 		return err
 	}
-	conn, err := c.dial()
-	if err != nil {
-		return err
-	}
-	client := sockdiag.NewClient(conn)
-	defer client.Close()
-
 	for attempt := 1; ; attempt++ {
+		if c.client == nil {
+			conn, err := c.dial()
+			if err != nil {
+				return err
+			}
+			c.client = sockdiag.NewClient(conn)
+		}
 		c.census.Reset(&ephemeral)
-		err = c.dumpAll(ctx, client)
+		err = c.dumpAll(ctx, c.client)
 		if err == nil {
 			break
+		}
+		if !errors.Is(err, sockdiag.ErrDumpInterrupted) {
+			// An interrupted dump was read to its end; any other failure
+			// may leave a dump half read in the socket: start afresh.
+			c.client.Close()
+			c.client = nil
 		}
 		if attempt == maxDumpAttempts || !(errors.Is(err, sockdiag.ErrDumpInterrupted) || errors.Is(err, unix.ENOBUFS)) {
 			return err

@@ -31,20 +31,49 @@ var nativeEndian = binary.NativeEndian
 // twice or not at all. The caller discards what it counted and dumps again.
 var ErrDumpInterrupted = errors.New("sock_diag dump interrupted by a concurrent change (NLM_F_DUMP_INTR)")
 
-// Client runs inet_diag dumps over one Conn. It reuses one receive buffer and
-// one Socket for every dump, so a dump of any size allocates nothing.
-// A Client is not safe for concurrent use.
+// receiveBuffers is how many datagrams can be in flight between the
+// goroutine that reads them and the one that parses them.
+const receiveBuffers = 3
+
+// Client runs inet_diag dumps over one Conn. It reuses its receive buffers
+// and one Socket for every dump, so a dump of any size allocates the same
+// few objects. A Client is not safe for concurrent use.
+//
+// The kernel builds the next datagram of a dump inside the read(2) that
+// takes the previous one (netlink_recvmsg calls netlink_dump). Dump
+// therefore reads in a goroutine of its own while the caller's goroutine
+// parses and counts: on two CPUs the kernel's work and tcpadvisor's overlap,
+// and a scrape costs little more than the dump alone.
 type Client struct {
 	conn Conn
-	buf  []byte
 	req  [requestLen]byte
 	seq  uint32
 	sock Socket
+	// free holds the receive buffers not in use; received carries the
+	// filled ones from the reader to the parser, in order.
+	free     chan []byte
+	received chan datagram
+}
+
+type datagram struct {
+	buf []byte
+	n   int
+	err error
+	// last is set on the datagram after which the reader stops.
+	last bool
 }
 
 // NewClient returns a Client that dumps over conn.
 func NewClient(conn Conn) *Client {
-	return &Client{conn: conn, buf: make([]byte, receiveBufferSize)}
+	c := &Client{
+		conn:     conn,
+		free:     make(chan []byte, receiveBuffers),
+		received: make(chan datagram, receiveBuffers),
+	}
+	for range receiveBuffers {
+		c.free <- make([]byte, receiveBufferSize)
+	}
+	return c
 }
 
 // Close closes the underlying Conn.
@@ -57,40 +86,81 @@ func (c *Client) Close() error { return c.conn.Close() }
 // The context's deadline bounds the whole dump. A dump the kernel flagged as
 // interrupted is read to its end and then reported as ErrDumpInterrupted.
 func (c *Client) Dump(ctx context.Context, family uint8, states StateSet, fn func(*Socket)) error {
-	if deadline, ok := ctx.Deadline(); ok {
-		if err := c.conn.SetReadDeadline(deadline); err != nil {
-			return fmt.Errorf("sock_diag: set deadline: %w", err)
-		}
+	deadline, _ := ctx.Deadline() // the zero time clears an earlier dump's deadline
+	if err := c.conn.SetReadDeadline(deadline); err != nil {
+		return fmt.Errorf("sock_diag: set deadline: %w", err)
 	}
 	c.seq++
 	c.encodeRequest(family, states)
 	if err := c.conn.Send(c.req[:]); err != nil {
 		return fmt.Errorf("sock_diag: send request: %w", err)
 	}
-	interrupted := false
-	for {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("sock_diag: dump: %w", err)
-		}
-		n, err := c.conn.Receive(c.buf)
-		if err != nil {
-			return fmt.Errorf("sock_diag: receive: %w", err)
-		}
-		if n >= len(c.buf) {
-			return fmt.Errorf("sock_diag: datagram of %d bytes or more does not fit the receive buffer", n)
-		}
-		done, intr, err := c.parseDatagram(c.buf[:n], fn)
-		interrupted = interrupted || intr
-		if err != nil {
-			return err
-		}
-		if done {
-			if interrupted {
-				return ErrDumpInterrupted
+	go c.receive()
+
+	// Every datagram the reader sends is taken, whatever happens here, so
+	// that the reader has ended when Dump returns.
+	var err error
+	interrupted, done := false, false
+	for d := range c.received {
+		if err == nil && !done {
+			err = ctx.Err()
+			switch {
+			case err != nil:
+				err = fmt.Errorf("sock_diag: dump: %w", err)
+			case d.err != nil:
+				err = fmt.Errorf("sock_diag: receive: %w", d.err)
+			case d.n >= len(d.buf):
+				err = fmt.Errorf("sock_diag: datagram of %d bytes or more does not fit the receive buffer", d.n)
+			default:
+				var intr bool
+				done, intr, err = c.parseDatagram(d.buf[:d.n], fn)
+				interrupted = interrupted || intr
 			}
-			return nil
+		}
+		c.free <- d.buf
+		if d.err != nil || d.last {
+			break
 		}
 	}
+	switch {
+	case err != nil:
+		return err
+	case interrupted:
+		return ErrDumpInterrupted
+	}
+	return nil
+}
+
+// receive reads the datagrams of the dump under way and passes them on,
+// until the one that ends the dump or a failed read.
+func (c *Client) receive() {
+	for {
+		buf := <-c.free
+		n, err := c.conn.Receive(buf)
+		last := err != nil || n >= len(buf) || endsDump(buf[:n], c.seq)
+		c.received <- datagram{buf: buf, n: n, err: err, last: last}
+		if last {
+			return
+		}
+	}
+}
+
+// endsDump reports whether a datagram holds the NLMSG_DONE or NLMSG_ERROR
+// that ends the dump of request seq, or is too malformed to go on reading.
+// It looks at the message headers only.
+func endsDump(b []byte, seq uint32) bool {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		msgLen := int(nativeEndian.Uint32(b[0:4]))
+		if msgLen < unix.NLMSG_HDRLEN || msgLen > len(b) {
+			return true
+		}
+		msgType := nativeEndian.Uint16(b[4:6])
+		if nativeEndian.Uint32(b[8:12]) == seq && (msgType == unix.NLMSG_DONE || msgType == unix.NLMSG_ERROR) {
+			return true
+		}
+		b = b[min(nlmsgAlign(msgLen), len(b)):]
+	}
+	return len(b) != 0
 }
 
 // encodeRequest writes a struct nlmsghdr and a struct inet_diag_req_v2 asking
