@@ -142,8 +142,32 @@ func TestVersion(t *testing.T) {
 // and scrapes it: every collector succeeds, and the landing page links the
 // metrics.
 func TestIntegrationServe(t *testing.T) {
+	serveAndScrape(t, binary)
+}
+
+// TestIntegrationServeUnprivileged runs the daemon as nobody with no
+// capability at all: sock_diag and /proc need none, so every collector still
+// succeeds.
+func TestIntegrationServeUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to nobody with setpriv")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (Debian package util-linux)")
+	}
+	// nobody must be able to execute the binary from its temporary dir.
+	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	serveAndScrape(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", binary)
+}
+
+// serveAndScrape starts command (the daemon, or a wrapper then the daemon)
+// and checks what it serves.
+func serveAndScrape(t *testing.T, command string, args ...string) {
 	addr := freeAddress(t)
-	cmd := exec.Command(binary, "--web.listen-address="+addr, "--log.level=warn")
+	cmd := exec.Command(command, append(args, "--web.listen-address="+addr, "--log.level=warn")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
