@@ -99,6 +99,7 @@ type collectorFlags struct {
 	enabled         map[string]*bool
 	topDestinations *int
 	maxServicePorts *int
+	topPeers        *int
 	pinDestinations *[]netip.AddrPort
 	pinPorts        *[]uint16
 }
@@ -116,6 +117,9 @@ func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 	f.maxServicePorts = intFlag(app, "collector.sockets.max-service-ports",
 		"Listening ports with series of their own; the rest are summed into port=\"other\".",
 		census.DefaultMaxServicePorts, 1)
+	f.topPeers = intFlag(app, "collector.sockets.top-peers",
+		"Busiest remote addresses named per reported service port.",
+		census.DefaultTopPeers, 1)
 	f.pinDestinations = repeatableFlag(app, "collector.sockets.pin-destination",
 		"A destination always reported, from every source address, on top of the top ones. Repeatable.",
 		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
@@ -142,6 +146,7 @@ func (f *collectorFlags) options() exporter.Options {
 		Limits: census.Limits{
 			TopDestinations:    *f.topDestinations,
 			MaxServicePorts:    *f.maxServicePorts,
+			TopPeers:           *f.topPeers,
 			PinnedDestinations: *f.pinDestinations,
 			PinnedPorts:        *f.pinPorts,
 		},

@@ -40,6 +40,7 @@ type SocketsCollector struct {
 	pressureDesc          *prometheus.Desc
 	inboundDesc           *prometheus.Desc
 	peersDesc             *prometheus.Desc
+	peerSocketsDesc       *prometheus.Desc
 	queueLengthDesc       *prometheus.Desc
 	queueLimitDesc        *prometheus.Desc
 	listenInRangeDesc     *prometheus.Desc
@@ -80,6 +81,9 @@ func NewSocketsCollector(dial func() (sockdiag.Conn, error), ephemeral func() (c
 		peersDesc: desc("inbound_peer_addresses",
 			"Distinct remote addresses with a socket on the service port.",
 			"port"),
+		peerSocketsDesc: desc("inbound_peer_sockets",
+			"Sockets, in any state, from one of the busiest remote addresses of the service port (the top --collector.sockets.top-peers of each).",
+			"port", "peer_address"),
 		queueLengthDesc: desc("listen_queue_length",
 			"Connections waiting in the accept queues of the port's listening sockets.",
 			"port"),
@@ -197,6 +201,9 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 		port := strconv.Itoa(int(p.Port))
 		c.sendInboundStates(ch, &p.States, port)
 		gauge(c.peersDesc, float64(p.Peers), port)
+		for _, peer := range p.TopPeers {
+			gauge(c.peerSocketsDesc, float64(peer.Sockets), port, peer.Address.String())
+		}
 		gauge(c.queueLengthDesc, float64(p.QueueLength), port)
 		gauge(c.queueLimitDesc, float64(p.QueueLimit), port)
 		gauge(c.listenInRangeDesc, boolValue(p.InEphemeralRange), port)

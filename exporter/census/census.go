@@ -87,6 +87,9 @@ type Limits struct {
 	// MaxTrackedPeers caps the (service port, remote address) table behind
 	// the distinct-peer counts. Past it, peer counts are lower bounds.
 	MaxTrackedPeers int
+	// TopPeers is how many of the busiest remote addresses of each reported
+	// service port are named.
+	TopPeers int
 	// PinnedDestinations are always reported, from every source address,
 	// on top of the top K.
 	PinnedDestinations []netip.AddrPort
@@ -101,6 +104,7 @@ const (
 	DefaultMaxServicePorts        = 100
 	DefaultMaxTrackedDestinations = 1 << 16
 	DefaultMaxTrackedPeers        = 1 << 16
+	DefaultTopPeers               = 3
 )
 
 func (l Limits) withDefaults() Limits {
@@ -115,6 +119,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxTrackedPeers <= 0 {
 		l.MaxTrackedPeers = DefaultMaxTrackedPeers
+	}
+	if l.TopPeers <= 0 {
+		l.TopPeers = DefaultTopPeers
 	}
 	return l
 }
@@ -144,6 +151,9 @@ type PortCount struct {
 	// Peers is the number of distinct remote addresses with a socket on the
 	// port (a lower bound when Result.PeersTruncated).
 	Peers uint64
+	// TopPeers are the remote addresses with the most sockets on the port,
+	// busiest first, at most Limits.TopPeers of them.
+	TopPeers []PeerCount
 	// Listeners is the number of LISTEN sockets on the port;
 	// QueueLength and QueueLimit sum their accept queues.
 	Listeners   uint64
@@ -158,6 +168,13 @@ type PortCount struct {
 // so that the map hashes each key as one run of memory: netip.Addr holds a
 // pointer, which makes Go hash a struct of them field by field, at twice the
 // cost per socket.
+// PeerCount is the sockets, in any state, from one remote address on a
+// service port.
+type PeerCount struct {
+	Address netip.Addr
+	Sockets uint64
+}
+
 type peerKey struct {
 	addr [16]byte
 	port uint16
@@ -191,7 +208,7 @@ type Census struct {
 	destsFull  bool
 	portIndex  map[uint16]int32
 	ports      []PortCount
-	peers      map[peerKey]struct{}
+	peers      map[peerKey]uint64
 	peersFull  bool
 	sortedDest []int32
 	sortedPort []int32
@@ -206,7 +223,7 @@ func New(limits Limits) *Census {
 		listenAddrs: map[netip.AddrPort]struct{}{},
 		destIndex:   map[destKey]int32{},
 		portIndex:   map[uint16]int32{},
-		peers:       map[peerKey]struct{}{},
+		peers:       map[peerKey]uint64{},
 	}
 	for _, d := range c.limits.PinnedDestinations {
 		c.pinnedDests[netip.AddrPortFrom(d.Addr().Unmap(), d.Port())] = true
@@ -319,14 +336,15 @@ func (c *Census) port(port uint16) *PortCount {
 
 func (c *Census) addPeer(p *PortCount, remote netip.Addr) {
 	k := peerKey{port: p.Port, addr: remote.As16()}
-	if _, ok := c.peers[k]; ok {
+	if n, ok := c.peers[k]; ok {
+		c.peers[k] = n + 1
 		return
 	}
 	if len(c.peers) >= c.limits.MaxTrackedPeers {
 		c.peersFull = true
 		return
 	}
-	c.peers[k] = struct{}{}
+	c.peers[k] = 1
 	p.Peers++
 }
 
@@ -474,7 +492,42 @@ func (c *Census) topPorts() ([]PortCount, PortCount) {
 		}
 	}
 	slices.SortFunc(top, func(a, b PortCount) int { return cmp.Compare(a.Port, b.Port) })
+	c.fillTopPeers(top)
 	return top, other
+}
+
+// fillTopPeers names the busiest peers of each reported port, in one pass
+// over the peer table.
+func (c *Census) fillTopPeers(top []PortCount) {
+	reported := make(map[uint16]int, len(top))
+	for i := range top {
+		reported[top[i].Port] = i
+		top[i].TopPeers = make([]PeerCount, 0, c.limits.TopPeers)
+	}
+	for k, n := range c.peers {
+		i, ok := reported[k.port]
+		if !ok {
+			continue
+		}
+		peers := &top[i].TopPeers
+		candidate := PeerCount{Address: netip.AddrFrom16(k.addr).Unmap(), Sockets: n}
+		at, _ := slices.BinarySearchFunc(*peers, candidate, comparePeers)
+		if at >= c.limits.TopPeers {
+			continue
+		}
+		if len(*peers) == c.limits.TopPeers {
+			*peers = (*peers)[:len(*peers)-1]
+		}
+		*peers = slices.Insert(*peers, at, candidate)
+	}
+}
+
+// comparePeers orders the busiest peer first, then by address.
+func comparePeers(a, b PeerCount) int {
+	if n := cmp.Compare(b.Sockets, a.Sockets); n != 0 {
+		return n
+	}
+	return a.Address.Compare(b.Address)
 }
 
 func compareDestinations(a, b Destination) int {

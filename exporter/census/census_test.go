@@ -288,3 +288,22 @@ func TestCountingAllocatesNothingOnceWarm(t *testing.T) {
 		t.Errorf("counting 10,000 sockets into a warm census made %.0f allocations, want 0", allocs)
 	}
 }
+
+func TestTopPeers(t *testing.T) {
+	sockets := []sockdiag.Socket{sock(sockdiag.Listen, "0.0.0.0:5000", "0.0.0.0:0")}
+	// nginx at 10.0.0.2 holds most sockets; two other peers fewer.
+	for i, peer := range []string{"10.0.0.2", "10.0.0.2", "10.0.0.2", "10.0.0.3", "10.0.0.3", "10.0.0.4", "10.0.0.5"} {
+		s := sock(sockdiag.TimeWait, "10.0.0.1:5000", peer+":40000")
+		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), uint16(40000+i))
+		sockets = append(sockets, s)
+	}
+	r := count(t, census.New(census.Limits{TopPeers: 2}), sockets...)
+	got := r.ServicePorts[0].TopPeers
+	want := []census.PeerCount{{Address: netip.MustParseAddr("10.0.0.2"), Sockets: 3}, {Address: netip.MustParseAddr("10.0.0.3"), Sockets: 2}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("top peers = %v, want %v", got, want)
+	}
+	if r.ServicePorts[0].Peers != 4 {
+		t.Errorf("distinct peers = %d, want 4", r.ServicePorts[0].Peers)
+	}
+}
