@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -88,6 +91,43 @@ func repeatableFlag[T any](g flagGroup, name, help, placeholder, want string, pa
 		add: func(x T) { *dst = append(*dst, x) },
 	}})
 	return dst
+}
+
+// fractionFlag adds a flag for a number in (0, 1].
+func fractionFlag(g flagGroup, name, help string, def float64) *float64 {
+	dst := new(float64)
+	g.Flag(name, help).Default(strconv.FormatFloat(def, 'g', -1, 64)).SetValue(&checkedValue[float64]{
+		flag: name, dst: dst,
+		want: "a number above 0 and at most 1, such as 0.1",
+		parse: func(s string) (float64, bool) {
+			f, err := strconv.ParseFloat(s, 64)
+			return f, err == nil && f > 0 && f <= 1
+		},
+	})
+	return dst
+}
+
+// urlFlags adds a repeatable flag of http(s) URLs.
+func urlFlags(g flagGroup, name, help string) *[]string {
+	return repeatableFlag(g, name, help, "URL", "an http:// or https:// URL such as http://127.0.0.1:9093",
+		func(s string) (string, bool) {
+			u, err := url.Parse(s)
+			return strings.TrimRight(s, "/"), err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+		})
+}
+
+// ruleFiles adds the repeatable --rules.file flag; each file must exist.
+func ruleFiles(g flagGroup) *[]string {
+	return repeatableFlag(g, "rules.file",
+		"Prometheus rule file to evaluate instead of the bundled rules. Repeatable.",
+		"FILE", "a readable rule file",
+		func(s string) (string, bool) {
+			f, err := os.Open(s)
+			if err == nil {
+				f.Close()
+			}
+			return s, err == nil
+		})
 }
 
 // collectorFlags are the flags of the collectors. They are the

@@ -48,7 +48,9 @@ func run(args []string) int {
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	collectorFlags := addCollectorFlags(app)
+	ruleFiles := ruleFiles(app)
 	serve := addServeCommand(app)
+	advise := addAdviseCommand(app)
 	versionCmd := app.Command("version", "Print the version and build information.")
 
 	command, err := app.Parse(args)
@@ -57,7 +59,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		if arg, ok := strings.CutPrefix(err.Error(), "unexpected "); ok {
-			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve and version, try --help\n", programName, arg)
+			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise and version, try --help\n", programName, arg)
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s, try --help\n", programName, oneLine(err))
 		}
@@ -68,7 +70,10 @@ func run(args []string) int {
 		return 0
 	}
 	logger := promslog.New(logConfig)
-	if err := serve.run(collectorFlags.options(), logger); err != nil {
+	if command == advise.cmd.FullCommand() {
+		return advise.run(collectorFlags.options(), *ruleFiles, logger)
+	}
+	if err := serve.run(collectorFlags.options(), *ruleFiles, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return 1
 	}

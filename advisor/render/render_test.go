@@ -103,11 +103,11 @@ func TestHTMLEscapes(t *testing.T) {
 func TestTargetAndValue(t *testing.T) {
 	for in, want := range map[string]string{
 		Target(map[string]string{"source_address": "::1", "destination_address": "::1", "destination_port": "80"}): "::1 -> [::1]:80",
-		Target(map[string]string{"port": "22"}): "port 22",
-		Target(nil):                             "this host",
+		Target(map[string]string{"port": "22"}):       "port 22",
+		Target(nil):                                   "this host",
 		Target(map[string]string{"b": "2", "a": "1"}): "a=1 b=2",
-		Value(13155):                           "13155",
-		Value(0.92981):                         "0.93",
+		Value(13155):                                  "13155",
+		Value(0.92981):                                "0.93",
 	} {
 		if in != want {
 			t.Errorf("got %q, want %q", in, want)
