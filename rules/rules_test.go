@@ -1,0 +1,352 @@
+package rules
+
+import (
+	"bufio"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runbookBase is where every runbook_url points, before the advice ID.
+const runbookBase = "https://github.com/tcpadvisor/tcpadvisor/blob/main/docs/advice.md#"
+
+// alertAdvices lists every alert with the advice IDs it may give. Both are
+// public API: users route, inhibit and silence on them, so a rename must fail
+// here first.
+var alertAdvices = map[string][]string{
+	"TcpadvisorConnectionPerRequest":        {"pool", "upstream-keepalive"},
+	"TcpadvisorServerSideChurn":             {"upstream-keepalive"},
+	"TcpadvisorEphemeralPortPressure":       {"port-pressure"},
+	"TcpadvisorTimeWaitBucketOverflow":      {"tw-bucket-overflow"},
+	"TcpadvisorServicePortInEphemeralRange": {"service-port-in-ephemeral-range"},
+	"TcpadvisorAcceptQueueOverflow":         {"accept-queue-overflow"},
+	"TcpadvisorSynQueueOverflow":            {"syn-queue-overflow"},
+	"TcpadvisorCloseWaitLeak":               {"close-wait-leak"},
+	"TcpadvisorOrphanSockets":               {"orphans"},
+	"TcpadvisorConntrackTableFilling":       {"conntrack-full"},
+	"TcpadvisorTcpTwRecycleSet":             {"tw-recycle-set"},
+}
+
+// rule is the part of a rule the tests check.
+type rule struct {
+	file, group   string
+	alert, record string
+	expr, forDur  string
+	labels        map[string]string
+	annotations   map[string]string
+}
+
+func (r rule) String() string {
+	return r.file + ": group " + r.group + ": alert " + r.alert + " (advice " + r.labels["advice"] + ")"
+}
+
+// ruleFiles returns the names of the embedded rule files.
+func ruleFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(Files, "*.yml")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no rule file embedded: %v", err)
+	}
+	return names
+}
+
+// loadRules parses the embedded rule file name.
+func loadRules(t *testing.T, name string) []rule {
+	t.Helper()
+	src, err := Files.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseYAML(string(src))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var rules []rule
+	for _, g := range list(t, field(t, doc, "groups")) {
+		group := str(t, field(t, g, "name"))
+		for _, n := range list(t, field(t, g, "rules")) {
+			m := mapping(t, n)
+			r := rule{
+				file:        name,
+				group:       group,
+				alert:       optStr(t, m, "alert"),
+				record:      optStr(t, m, "record"),
+				expr:        optStr(t, m, "expr"),
+				forDur:      optStr(t, m, "for"),
+				labels:      strMap(t, m["labels"]),
+				annotations: strMap(t, m["annotations"]),
+			}
+			rules = append(rules, r)
+		}
+	}
+	return rules
+}
+
+// alerts returns the alerting rules of every embedded file.
+func alerts(t *testing.T) []rule {
+	t.Helper()
+	var all []rule
+	for _, name := range ruleFiles(t) {
+		for _, r := range loadRules(t, name) {
+			if r.alert != "" {
+				all = append(all, r)
+			}
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("no alerting rule found")
+	}
+	return all
+}
+
+func mapping(t *testing.T, n yamlNode) map[string]yamlNode {
+	t.Helper()
+	m, ok := n.(map[string]yamlNode)
+	if !ok {
+		t.Fatalf("want a mapping, got %T %v", n, n)
+	}
+	return m
+}
+
+func field(t *testing.T, n yamlNode, key string) yamlNode {
+	t.Helper()
+	v, ok := mapping(t, n)[key]
+	if !ok {
+		t.Fatalf("no key %q in %v", key, n)
+	}
+	return v
+}
+
+func list(t *testing.T, n yamlNode) []yamlNode {
+	t.Helper()
+	l, ok := n.([]yamlNode)
+	if !ok {
+		t.Fatalf("want a sequence, got %T %v", n, n)
+	}
+	return l
+}
+
+func str(t *testing.T, n yamlNode) string {
+	t.Helper()
+	s, ok := n.(string)
+	if !ok {
+		t.Fatalf("want a string, got %T %v", n, n)
+	}
+	return s
+}
+
+func optStr(t *testing.T, m map[string]yamlNode, key string) string {
+	t.Helper()
+	if v, ok := m[key]; ok {
+		return str(t, v)
+	}
+	return ""
+}
+
+func strMap(t *testing.T, n yamlNode) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if n == nil {
+		return out
+	}
+	for k, v := range mapping(t, n) {
+		out[k] = str(t, v)
+	}
+	return out
+}
+
+// promtool returns the path of promtool, or skips the test without it.
+func promtool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not found (Debian package prometheus); ./test.sh installs it")
+	}
+	return p
+}
+
+// TestPromtoolCheckRules checks every rule file with promtool, and that the
+// reader of these tests sees as many rules as Prometheus does: a rule it
+// missed would escape every other check.
+func TestPromtoolCheckRules(t *testing.T) {
+	bin := promtool(t)
+	found := regexp.MustCompile(`SUCCESS: (\d+) rules found`)
+	for _, name := range ruleFiles(t) {
+		out, err := exec.Command(bin, "check", "rules", name).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool check rules %s: %v\n%s", name, err, out)
+			continue
+		}
+		m := found.FindSubmatch(out)
+		if m == nil {
+			t.Errorf("promtool check rules %s: no rule count in\n%s", name, out)
+			continue
+		}
+		want, _ := strconv.Atoi(string(m[1]))
+		if got := len(loadRules(t, name)); got != want {
+			t.Errorf("%s: the test reader found %d rules, promtool %d", name, got, want)
+		}
+	}
+}
+
+// TestPromtoolTestRules runs the unit tests of tests/ with promtool.
+func TestPromtoolTestRules(t *testing.T) {
+	bin := promtool(t)
+	files, err := filepath.Glob(filepath.Join("tests", "*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no unit test file in tests/: %v", err)
+	}
+	out, err := exec.Command(bin, append([]string{"test", "rules"}, files...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestAlertsAreComplete checks what every alert must carry: a for: that keeps
+// it from flapping, the labels severity and advice, a known alert name and
+// advice ID, and the annotations summary, description and runbook_url, the
+// last pointing at the advice's section.
+func TestAlertsAreComplete(t *testing.T) {
+	given := map[string]bool{}
+	for _, r := range alerts(t) {
+		advice := r.labels["advice"]
+		given[r.alert+" "+advice] = true
+		allowed, known := alertAdvices[r.alert]
+		switch {
+		case !known:
+			t.Errorf("%v: unknown alert name; add it to alertAdvices and docs/advice.md", r)
+		case !slices.Contains(allowed, advice):
+			t.Errorf("%v: advice must be one of %q", r, allowed)
+		}
+		if s := r.labels["severity"]; s != "warning" && s != "critical" {
+			t.Errorf("%v: severity %q, want warning or critical", r, s)
+		}
+		if d, err := time.ParseDuration(r.forDur); err != nil || d <= 0 {
+			t.Errorf("%v: for %q, want a positive duration", r, r.forDur)
+		}
+		for _, a := range []string{"summary", "description", "runbook_url"} {
+			if strings.TrimSpace(r.annotations[a]) == "" {
+				t.Errorf("%v: no annotation %s", r, a)
+			}
+		}
+		if got, want := r.annotations["runbook_url"], runbookBase+advice; got != want {
+			t.Errorf("%v: runbook_url %q, want %q", r, got, want)
+		}
+	}
+	for alert, advices := range alertAdvices {
+		for _, advice := range advices {
+			if !given[alert+" "+advice] {
+				t.Errorf("no rule gives alert %s with advice %s", alert, advice)
+			}
+		}
+	}
+}
+
+// TestRunbookAnchorsExist checks that every runbook_url lands on a heading of
+// docs/advice.md, and that every advice ID has its section.
+func TestRunbookAnchorsExist(t *testing.T) {
+	anchors := markdownAnchors(t, filepath.Join("..", "docs", "advice.md"))
+	for _, r := range alerts(t) {
+		url := r.annotations["runbook_url"]
+		_, anchor, ok := strings.Cut(url, "#")
+		if !ok || !anchors[anchor] {
+			t.Errorf("%v: runbook_url %q: no such heading in docs/advice.md", r, url)
+		}
+	}
+	for _, advices := range alertAdvices {
+		for _, advice := range advices {
+			if !anchors[advice] {
+				t.Errorf("docs/advice.md has no section %q", "## "+advice)
+			}
+		}
+	}
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of a Markdown
+// file: lower case, punctuation other than - and _ dropped, spaces as -.
+func markdownAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	heading := regexp.MustCompile(`^#{1,6} +(.*?) *#* *$`)
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	anchors := map[string]bool{}
+	fenced := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		if m := heading.FindStringSubmatch(line); m != nil && !fenced {
+			text := drop.ReplaceAllString(strings.ToLower(m[1]), "")
+			anchors[strings.ReplaceAll(text, " ", "-")] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return anchors
+}
+
+// TestEveryAlertIsUnitTested checks that the promtool tests assert every alert
+// and every advice it gives.
+func TestEveryAlertIsUnitTested(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("tests", "*.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests.Write(b)
+	}
+	for alert, advices := range alertAdvices {
+		if !regexp.MustCompile(`alertname: ` + alert + `\n`).MatchString(tests.String()) {
+			t.Errorf("no promtool test of %s in tests/", alert)
+		}
+		for _, advice := range advices {
+			if !regexp.MustCompile(`advice: ` + regexp.QuoteMeta(advice) + `[,}\n]`).MatchString(tests.String()) {
+				t.Errorf("no promtool test expects advice %s", advice)
+			}
+		}
+	}
+}
+
+// TestAnnotationsRespectKernelFacts pins the facts of ADVISOR-FACTS.md that an
+// annotation could get wrong: tcp_fin_timeout does not shorten TIME_WAIT, so
+// no alert suggests it; tcp_tw_recycle is never advised, only warned about;
+// and tcp_tw_reuse is only ever suggested together with tcp_timestamps, which
+// it needs.
+func TestAnnotationsRespectKernelFacts(t *testing.T) {
+	for _, r := range alerts(t) {
+		var text strings.Builder
+		for _, a := range r.annotations {
+			text.WriteString(a + "\n")
+		}
+		s := text.String()
+		if strings.Contains(s, "tcp_fin_timeout") {
+			t.Errorf("%v: mentions tcp_fin_timeout, which does not shorten TIME_WAIT", r)
+		}
+		if strings.Contains(s, "tcp_tw_recycle") && r.labels["advice"] != "tw-recycle-set" {
+			t.Errorf("%v: mentions tcp_tw_recycle outside the tw-recycle-set warning", r)
+		}
+		if strings.Contains(s, "tcp_tw_reuse=1") && !strings.Contains(s, "tcp_timestamps") {
+			t.Errorf("%v: suggests tcp_tw_reuse=1 without checking tcp_timestamps", r)
+		}
+	}
+}
