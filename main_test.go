@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
 // binary is the tcpadvisor built once for these tests.
@@ -208,5 +211,133 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 	}
 	if landing := get("/"); !regexp.MustCompile(`href="/metrics"`).MatchString(landing) {
 		t.Errorf("landing page does not link /metrics:\n%s", landing)
+	}
+}
+
+// churn opens n connections to a local server, each closed by the client
+// after one exchange, as a client without a pool does. The server runs until
+// the test ends.
+func churn(t *testing.T, addr string, n int) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// TestIntegrationAdvise runs the daemon in a namespace of its own with the
+// rules' windows scaled down, makes a client churn toward a local Redis
+// port, and asks for the advice with `advise --url`, then by sampling.
+func TestIntegrationAdvise(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	netnstest.Sysctl(t, "net.ipv4.tcp_tw_reuse", "0")
+	netnstest.Sysctl(t, "net.ipv4.ip_local_port_range", "40000 40999")
+	churn(t, "127.0.0.1:6379", 200)
+
+	addr := "127.0.0.1:10067"
+	cmd := exec.Command(binary, "--web.listen-address="+addr, "--log.level=warn", "--rules.time-scale=0.01", "--rules.evaluation-interval=250ms")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+
+	dropIn := filepath.Join(t.TempDir(), "90-tcpadvisor.conf")
+	var stdout string
+	var code int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stdout, _, code = runBinary(t, "advise", "--url=http://"+addr, "--output=json", "--sysctl-file="+dropIn)
+		if code == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if code != 1 || !strings.Contains(stdout, `"id": "pool"`) || !strings.Contains(stdout, `"destination_port": "6379"`) {
+		t.Fatalf("advise --url exited %d with:\n%s\nwant exit 1 and the pool advice toward port 6379", code, stdout)
+	}
+	if b, err := os.ReadFile(dropIn); err != nil || !strings.HasPrefix(string(b), "# Written by tcpadvisor advise") {
+		t.Errorf("--sysctl-file wrote %q, %v", b, err)
+	}
+
+	// Without --url, advise samples this namespace itself.
+	stdout, _, code = runBinary(t, "advise", "--duration=4s")
+	if code != 1 || !strings.Contains(stdout, "[warning] pool, 127.0.0.1 -> 127.0.0.1:6379") {
+		t.Errorf("advise --duration=4s exited %d with:\n%s\nwant exit 1 and the pool advice", code, stdout)
+	}
+}
+
+// TestIntegrationAdviseQuietHost: nothing to advise exits 0.
+func TestIntegrationAdviseQuietHost(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	stdout, stderr, code := runBinary(t, "advise", "--duration=2s")
+	if code != 0 || stdout != "tcpadvisor: no advice: nothing to change.\n" {
+		t.Errorf("advise on a quiet namespace exited %d with %q (stderr %q), want 0 and no advice", code, stdout, stderr)
+	}
+}
+
+func TestAdviseBadInput(t *testing.T) {
+	closed := freeAddress(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"advise", "--url=http://" + closed}, "--url=http://" + closed + ": "},
+		{[]string{"advise", "--url=http://" + closed, "--output=yaml"}, `enum value must be one of text,json, got 'yaml'`},
+		{[]string{"advise", "--duration=0s"}, `--duration="0s": want a positive duration`},
+		{[]string{"advise", "--rules.file=/nonexistent.yml"}, `--rules.file="/nonexistent.yml": want a readable rule file`},
+		{[]string{"--alertmanager.url=localhost:9093"}, `--alertmanager.url="localhost:9093": want an http:// or https:// URL`},
+		{[]string{"--rules.time-scale=2"}, `--rules.time-scale="2": want a number above 0 and at most 1`},
+	}
+	for _, tt := range tests {
+		_, stderr, code := runBinary(t, tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line containing %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
+// TestIntegrationApplyRefusedWithoutRoot runs advise --apply as nobody.
+func TestIntegrationApplyRefusedWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to nobody with setpriv")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (Debian package util-linux)")
+	}
+	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary, "advise", "--apply", "--duration=1s").CombinedOutput()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--apply writes /proc/sys and needs root") {
+		t.Errorf("advise --apply as nobody: %v, output %q; want exit 2 and the refusal", err, out)
 	}
 }

@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the tests use: promtool (prometheus) lints the exposition,
-# ip and ss (iproute2) make and inspect the test network namespaces.
-packages=(prometheus iproute2)
+# ip and ss (iproute2) make and inspect the test network namespaces;
+# prometheus-alertmanager receives the advisor's alerts.
+packages=(prometheus prometheus-alertmanager iproute2)
 staticcheck_version=v0.8.2
 
 as_root() {
