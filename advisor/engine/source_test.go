@@ -15,6 +15,7 @@ import (
 type source struct {
 	mu     sync.Mutex
 	series map[string]sourceSeries
+	descs  map[string]*prometheus.Desc // built once per name, as the exporter's are
 }
 
 type sourceSeries struct {
@@ -27,7 +28,7 @@ type sourceSeries struct {
 // newSource returns the source and the registry that gathers it.
 func newSource(t testing.TB) (*source, *prometheus.Registry) {
 	t.Helper()
-	s := &source{series: make(map[string]sourceSeries)}
+	s := &source{series: make(map[string]sourceSeries), descs: make(map[string]*prometheus.Desc)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s)
 	return s, reg
@@ -84,6 +85,12 @@ func (s *source) Collect(ch chan<- prometheus.Metric) {
 		for i, n := range names {
 			values[i] = ser.labels[n]
 		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(ser.name, "Test series.", names, nil), ser.typ, ser.value, values...)
+		descKey := ser.name + "{" + strings.Join(names, ",")
+		desc, ok := s.descs[descKey]
+		if !ok {
+			desc = prometheus.NewDesc(ser.name, "Test series.", names, nil)
+			s.descs[descKey] = desc
+		}
+		ch <- prometheus.MustNewConstMetric(desc, ser.typ, ser.value, values...)
 	}
 }
