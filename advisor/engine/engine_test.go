@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/model/value"
@@ -438,5 +442,97 @@ func assertAlerts(t testing.TB, e *Engine, want ...Alert) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("alerts:\n%+v\nwant:\n%+v", got, want)
+	}
+}
+
+// TestRunCyclesUntilCancelled runs the engine on the wall clock while
+// other goroutines read its alerts and query it, as the daemon's web
+// handlers do.
+func TestRunCyclesUntilCancelled(t *testing.T) {
+	src, reg := newSource(t)
+	src.gauge("tcpadvisor_outbound_port_pressure_ratio", 0.9, redis...)
+	e, err := New(Options{RuleFiles: []string{"testdata/alerts.yml"}, Interval: 10 * time.Millisecond, Labels: target}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := e.Query(context.Background(), "count_over_time(tcpadvisor_outbound_port_pressure_ratio[1m])")
+		if err == nil && len(got) == 1 && got[0].Value >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s of Run, the store does not hold 5 samples: %v, %v", got, err)
+		}
+		e.Alerts()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a := e.Alerts(); len(a) != 1 || a[0].State != "pending" {
+		t.Errorf("alerts %+v, want one pending", a)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return 10s after its context was cancelled")
+	}
+
+	dir := e.dir
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the store's directory %s is still there after Close: %v", dir, err)
+	}
+	if err := e.Cycle(context.Background(), time.Now()); err == nil || err.Error() != "engine: cycle after Close" {
+		t.Errorf("Cycle after Close: %v", err)
+	}
+	if _, err := e.Query(context.Background(), "up"); err == nil || err.Error() != "engine: query after Close" {
+		t.Errorf("Query after Close: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestFailuresAreReportedNotFatal has a Gatherer that fails with part of
+// its metrics, as a registry does when one collector fails, and a rule that
+// fails at evaluation: the cycle says both and still does what it can.
+func TestFailuresAreReportedNotFatal(t *testing.T) {
+	src, reg := newSource(t)
+	src.gauge("tcpadvisor_outbound_port_pressure_ratio", 0.9, redis...)
+	src.gauge("a", 1, "k", "v")
+	src.gauge("b", 1, "k", "v")
+	failing := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, _ := reg.Gather()
+		return mfs, errors.New("collector sockets: dump interrupted")
+	})
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yml")
+	// Two series that differ only by name give one alert label set twice.
+	if err := os.WriteFile(rules, []byte(`groups:
+  - name: g
+    rules:
+      - alert: Duplicate
+        expr: '{__name__=~"a|b"}'
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, Options{RuleFiles: []string{rules, "testdata/alerts.yml"}}, failing)
+	err := e.Cycle(context.Background(), t0)
+	want := "gather: collector sockets: dump interrupted\n" +
+		rules + `: group "g": rule "Duplicate": vector contains metrics with the same labelset after applying alert labels`
+	if err == nil || err.Error() != want {
+		t.Errorf("Cycle: %v\nwant %s", err, want)
+	}
+	if a := e.Alerts(); len(a) != 1 || a[0].Name != "TcpadvisorPortPressureHigh" {
+		t.Errorf("alerts %+v, want the port pressure one, pending", a)
 	}
 }
