@@ -18,6 +18,11 @@
 // Alertmanager, batches, a timeout per send, API v2. Run does this every
 // Interval; tests call Cycle with the times they want.
 //
+// Sending never blocks a cycle. A firing alert is sent again every minute
+// and a resolved one for 15 minutes, as Prometheus does, which is what makes
+// up for a failed send. Stopping gives the queues 3 seconds to drain. An
+// Alertmanager URL may carry user:password@ for basic authentication.
+//
 // # Retention
 //
 // The head keeps what the rules need and drops older data as it goes, so
@@ -25,8 +30,9 @@
 // for: plus keep_firing_for: of an alerting rule, plus the longest window an
 // expression reads (the range of a range selector, plus the ranges and
 // offsets of the subqueries around it, plus its offset), plus the PromQL
-// lookback delta (5m), plus four intervals. Queries in annotation templates
-// and through Query see that much history too, no more.
+// lookback delta (5m), plus four intervals. Data goes in whole chunks, so
+// the head holds up to half as much again. Queries in annotation templates
+// and through Query are sure of that much history, no more.
 //
 // # TimeScale
 //

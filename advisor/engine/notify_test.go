@@ -328,3 +328,21 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestAlertmanagerURLs(t *testing.T) {
+	cfg, target, err := alertmanagerConfig("https://advisor:s3cret@am.example:9093/prefix/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scheme != "https" || cfg.PathPrefix != "/prefix" || string(cfg.APIVersion) != "v2" || string(target["__address__"]) != "am.example:9093" {
+		t.Errorf("config %+v, target %v", cfg, target)
+	}
+	if ba := cfg.HTTPClientConfig.BasicAuth; ba == nil || ba.Username != "advisor" || string(ba.Password) != "s3cret" {
+		t.Errorf("basic auth %+v, want advisor / s3cret", ba)
+	}
+	for _, bad := range []string{"am.example:9093", "ftp://am.example", "http://", "http://am.example:9093/?x=1", "http://am.example#f"} {
+		if _, _, err := alertmanagerConfig(bad); err == nil {
+			t.Errorf("alertmanagerConfig(%q): no error", bad)
+		}
+	}
+}

@@ -324,11 +324,10 @@ func mappingValue(n *yaml.Node, key string) string {
 }
 
 var (
-	yamlLineRE    = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	typeErrorRE   = regexp.MustCompile(`^line (\d+): (.*)$`)
-	lineColumnRE  = regexp.MustCompile(`^(\d+):\d+: (?:\d+:\d+: )?(.*)$`)
-	yamlPrefixRE  = regexp.MustCompile(`^yaml: (.*)$`)
-	yamlUnmarshal = regexp.MustCompile(`^unmarshal errors:\n\s*(.*)$`)
+	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	typeErrorRE  = regexp.MustCompile(`^line (\d+): (.*)$`)
+	lineColumnRE = regexp.MustCompile(`^(\d+):\d+: (?:\d+:\d+: )?(.*)$`)
+	yamlPrefixRE = regexp.MustCompile(`^yaml: (.*)$`)
 )
 
 // yamlError turns a YAML syntax error into "LINE: problem".
@@ -371,9 +370,6 @@ func formatRulefmtError(err error, lines treeLines) string {
 	msg := err.Error()
 	if m := lineColumnRE.FindStringSubmatch(msg); m != nil {
 		return fmt.Sprintf("%s: %s", m[1], m[2])
-	}
-	if m := yamlUnmarshal.FindStringSubmatch(msg); m != nil {
-		msg = m[1]
 	}
 	return " " + msg
 }
