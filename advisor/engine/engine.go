@@ -122,6 +122,7 @@ type Sample struct {
 type Engine struct {
 	source    prometheus.Gatherer
 	interval  time.Duration
+	longest   time.Duration
 	retention time.Duration
 	logger    *slog.Logger
 
@@ -185,7 +186,8 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 	e := &Engine{
 		source:    source,
 		interval:  interval,
-		retention: retention(files, interval),
+		longest:   longestWindow(files),
+		retention: retention(longestWindow(files), interval),
 		logger:    logger,
 		sampler:   newSampler(opts.Labels),
 	}
@@ -259,8 +261,10 @@ func newGroup(file string, g ruleGroup, interval time.Duration, opts *rules.Mana
 	})
 }
 
-// retention is the history the rules need; see the package doc.
-func retention(files []ruleFile, interval time.Duration) time.Duration {
+// longestWindow is the longest for: (with keep_firing_for:) plus the longest
+// window an expression reads, of any rule: how long a condition must hold
+// before the slowest rule can fire.
+func longestWindow(files []ruleFile) time.Duration {
 	var hold, win time.Duration
 	for _, f := range files {
 		for _, g := range f.groups {
@@ -274,7 +278,12 @@ func retention(files []ruleFile, interval time.Duration) time.Duration {
 			}
 		}
 	}
-	return hold + win + lookbackDelta + 4*interval
+	return hold + win
+}
+
+// retention is the history the rules need; see the package doc.
+func retention(longest, interval time.Duration) time.Duration {
+	return longest + lookbackDelta + 4*interval
 }
 
 // openHead opens the in-memory head. Chunks are cut at most every quarter
@@ -456,6 +465,11 @@ func (e *Engine) Query(ctx context.Context, expr string) ([]Sample, error) {
 
 // Retention is how much history the store keeps (see the package doc).
 func (e *Engine) Retention() time.Duration { return e.retention }
+
+// LongestWindow returns how long a condition must hold before the slowest
+// rule can fire: its for: (and keep_firing_for:) plus the window its
+// expression reads, after TimeScale.
+func (e *Engine) LongestWindow() time.Duration { return e.longest }
 
 // Close stops the notifier, as Run does, and frees the store. Cycle and
 // Query fail after it.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/tcpadvisor/tcpadvisor/rules"
 	"testing"
 	"time"
 
@@ -28,7 +29,11 @@ func exporterSource(src *source) int {
 	for p := range 100 {
 		port := []string{"port", fmt.Sprint(8000 + p)}
 		for i, s := range tcpStates {
-			gauge("tcpadvisor_inbound_sockets", float64(p*10+i), append(port, "state", s)...)
+			v := float64(p + i)
+			if s == "time_wait" && p < 3 {
+				v = 5000 // three ports churn, behind a proxy
+			}
+			gauge("tcpadvisor_inbound_sockets", v, append(port, "state", s)...)
 		}
 		gauge("tcpadvisor_inbound_peer_addresses", 2, port...)
 		for peer := range 3 {
@@ -53,18 +58,19 @@ func exporterSource(src *source) int {
 	for _, table := range []string{"destinations", "peers"} {
 		gauge("tcpadvisor_sockets_tracking_limit_reached", 0, "table", table)
 	}
-	for _, name := range []string{
-		"tcpadvisor_ephemeral_ports_in_use", "tcpadvisor_ephemeral_ports_listening", "tcpadvisor_ephemeral_ports_range_size",
-		"tcpadvisor_ephemeral_ports_reserved", "tcpadvisor_sysctl_net_ipv4_ip_local_port_range_min",
-		"tcpadvisor_sysctl_net_ipv4_ip_local_port_range_max", "tcpadvisor_sysctl_net_ipv4_tcp_tw_reuse",
-		"tcpadvisor_sysctl_net_ipv4_tcp_timestamps", "tcpadvisor_sysctl_net_ipv4_tcp_max_tw_buckets",
-		"tcpadvisor_sysctl_net_ipv4_tcp_fin_timeout_seconds", "tcpadvisor_sysctl_net_core_somaxconn",
-		"tcpadvisor_sysctl_net_ipv4_tcp_max_syn_backlog", "tcpadvisor_sysctl_net_ipv4_tcp_max_orphans",
-		"tcpadvisor_sysctl_net_ipv4_tcp_keepalive_time_seconds", "tcpadvisor_conntrack_entries", "tcpadvisor_conntrack_limit",
-		"tcpadvisor_tcp_curr_estab", "tcpadvisor_sockstat_tcp_orphan", "tcpadvisor_sockstat_tcp_tw",
-		"tcpadvisor_sockstat_tcp_alloc", "tcpadvisor_sockstat_tcp_mem_bytes",
+	for name, v := range map[string]float64{
+		"tcpadvisor_ephemeral_ports_in_use": 20000, "tcpadvisor_ephemeral_ports_listening": 0,
+		"tcpadvisor_ephemeral_ports_range_size": 28232, "tcpadvisor_ephemeral_ports_reserved": 0,
+		"tcpadvisor_sysctl_net_ipv4_ip_local_port_range_min": 32768, "tcpadvisor_sysctl_net_ipv4_ip_local_port_range_max": 60999,
+		"tcpadvisor_sysctl_net_ipv4_tcp_tw_reuse": 2, "tcpadvisor_sysctl_net_ipv4_tcp_timestamps": 1,
+		"tcpadvisor_sysctl_net_ipv4_tcp_max_tw_buckets": 131072, "tcpadvisor_sysctl_net_ipv4_tcp_fin_timeout_seconds": 60,
+		"tcpadvisor_sysctl_net_core_somaxconn": 4096, "tcpadvisor_sysctl_net_ipv4_tcp_max_syn_backlog": 1024,
+		"tcpadvisor_sysctl_net_ipv4_tcp_max_orphans": 131072, "tcpadvisor_sysctl_net_ipv4_tcp_keepalive_time_seconds": 7200,
+		"tcpadvisor_conntrack_entries": 1000, "tcpadvisor_conntrack_entries_limit": 262144,
+		"tcpadvisor_tcp_curr_estab": 2000, "tcpadvisor_sockstat_tcp_orphan": 5, "tcpadvisor_sockstat_tcp_tw": 60000,
+		"tcpadvisor_sockstat_tcp_alloc": 70000, "tcpadvisor_sockstat_tcp_mem_bytes": 1 << 20,
 	} {
-		gauge(name, 28232)
+		gauge(name, v)
 	}
 	for _, name := range []string{
 		"tcpadvisor_sock_diag_dump_retries_total", "tcpadvisor_tcp_active_opens_total", "tcpadvisor_tcp_passive_opens_total",
@@ -81,14 +87,16 @@ func exporterSource(src *source) int {
 }
 
 // BenchmarkCycle measures one cycle over a busy host's series (with the
-// daemon's go_ and process_ collectors) and fifteen rules of the kind the
-// advisor bundles, some of them firing, after a retention of history.
+// daemon's go_ and process_ collectors) and every rule the daemon bundles,
+// after a retention of history. A dozen alerts fire: nine destinations under
+// port pressure and three service ports churning behind a proxy; each
+// firing alert costs its annotations' templates and queries every cycle.
 func BenchmarkCycle(b *testing.B) {
 	src, reg := newSource(b)
 	tcpSeries := exporterSource(src)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	const interval = 15 * time.Second
-	e := newEngine(b, Options{RuleFiles: []string{"testdata/bench.rules.yml"}, Interval: interval}, reg)
+	e := newEngine(b, Options{Bundled: rules.Files, Interval: interval}, reg)
 
 	now := t0
 	for range int(e.Retention()/interval) + 1 {
@@ -110,5 +118,6 @@ func BenchmarkCycle(b *testing.B) {
 		now = now.Add(interval)
 	}
 	b.ReportMetric(float64(tcpSeries), "tcpadvisor_series")
+	b.ReportMetric(float64(firing), "firing_alerts")
 	b.ReportMetric(float64(e.head.NumSeries()), "stored_series")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcpadvisor/tcpadvisor/rules"
 	"math"
 	"os"
 	"path/filepath"
@@ -534,5 +535,38 @@ func TestFailuresAreReportedNotFatal(t *testing.T) {
 	}
 	if a := e.Alerts(); len(a) != 1 || a[0].Name != "TcpadvisorPortPressureHigh" {
 		t.Errorf("alerts %+v, want the port pressure one, pending", a)
+	}
+}
+
+func TestLongestWindow(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/w.yml"
+	rule := "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: rate(x[5m]) > 0\n    for: 10m\n  - alert: B\n    expr: delta(y[15m]) > 0\n    for: 15m\n"
+	if err := os.WriteFile(path, []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, scale := range []float64{1, 0.1} {
+		e, err := New(Options{RuleFiles: []string{path}, TimeScale: scale, Interval: time.Second}, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Duration(float64(30*time.Minute) * scale)
+		if got := e.LongestWindow(); got != want {
+			t.Errorf("scale %v: LongestWindow = %v, want %v (the longest for: plus the longest range, of any rules)", scale, got, want)
+		}
+		e.Close()
+	}
+}
+
+// TestProjectRulesLoad loads the rules the daemon embeds, YAML anchors and
+// aliases included.
+func TestProjectRulesLoad(t *testing.T) {
+	e, err := New(Options{Bundled: rules.Files}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.LongestWindow() <= 0 {
+		t.Errorf("LongestWindow = %v for the bundled rules", e.LongestWindow())
 	}
 }

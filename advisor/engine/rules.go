@@ -298,6 +298,11 @@ func checkRule(r *yaml.Node) (rl ruleLines, err error) {
 }
 
 func checkKind(n *yaml.Node, kind yaml.Kind, what string) error {
+	// An alias (*name) stands for the node its anchor (&name) marks, as
+	// Prometheus' own YAML decoding reads it.
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if n.Kind != kind {
 		return fmt.Errorf("must be %s", what)
 	}
@@ -305,6 +310,9 @@ func checkKind(n *yaml.Node, kind yaml.Kind, what string) error {
 }
 
 func checkDuration(n *yaml.Node) error {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	if n.Kind != yaml.ScalarNode {
 		return errors.New("must be a duration such as 5m")
 	}
