@@ -8,7 +8,7 @@ import (
 )
 
 func TestCheckRuleFilesAcceptsTestdata(t *testing.T) {
-	if err := CheckRuleFiles([]string{"testdata/alerts.yml", "testdata/timescale.yml", "testdata/bench.rules.yml"}); err != nil {
+	if err := CheckRuleFiles([]string{"testdata/alerts.yml", "testdata/timescale.yml", "../../rules/tcpadvisor.rules.yml"}); err != nil {
 		t.Fatal(err)
 	}
 }
