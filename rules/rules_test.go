@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bufio"
+	"bytes"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // runbookBase is where every runbook_url points, before the advice ID.
@@ -57,36 +60,49 @@ func ruleFiles(t *testing.T) []string {
 	return names
 }
 
-// loadRules parses the embedded rule file name.
+// loadRules parses the embedded rule file name. Unknown fields are errors,
+// as they are to Prometheus.
 func loadRules(t *testing.T, name string) []rule {
 	t.Helper()
 	src, err := Files.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := parseYAML(string(src))
-	if err != nil {
+	var doc struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Record      string            `yaml:"record"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	var rules []rule
-	for _, g := range list(t, field(t, doc, "groups")) {
-		group := str(t, field(t, g, "name"))
-		for _, n := range list(t, field(t, g, "rules")) {
-			m := mapping(t, n)
-			r := rule{
-				file:        name,
-				group:       group,
-				alert:       optStr(t, m, "alert"),
-				record:      optStr(t, m, "record"),
-				expr:        optStr(t, m, "expr"),
-				forDur:      optStr(t, m, "for"),
-				labels:      strMap(t, m["labels"]),
-				annotations: strMap(t, m["annotations"]),
-			}
-			rules = append(rules, r)
+	for _, g := range doc.Groups {
+		for _, r := range g.Rules {
+			rules = append(rules, rule{
+				file: name, group: g.Name, alert: r.Alert, record: r.Record, expr: r.Expr, forDur: r.For,
+				labels: orEmpty(r.Labels), annotations: orEmpty(r.Annotations),
+			})
 		}
 	}
 	return rules
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // alerts returns the alerting rules of every embedded file.
@@ -104,62 +120,6 @@ func alerts(t *testing.T) []rule {
 		t.Fatal("no alerting rule found")
 	}
 	return all
-}
-
-func mapping(t *testing.T, n yamlNode) map[string]yamlNode {
-	t.Helper()
-	m, ok := n.(map[string]yamlNode)
-	if !ok {
-		t.Fatalf("want a mapping, got %T %v", n, n)
-	}
-	return m
-}
-
-func field(t *testing.T, n yamlNode, key string) yamlNode {
-	t.Helper()
-	v, ok := mapping(t, n)[key]
-	if !ok {
-		t.Fatalf("no key %q in %v", key, n)
-	}
-	return v
-}
-
-func list(t *testing.T, n yamlNode) []yamlNode {
-	t.Helper()
-	l, ok := n.([]yamlNode)
-	if !ok {
-		t.Fatalf("want a sequence, got %T %v", n, n)
-	}
-	return l
-}
-
-func str(t *testing.T, n yamlNode) string {
-	t.Helper()
-	s, ok := n.(string)
-	if !ok {
-		t.Fatalf("want a string, got %T %v", n, n)
-	}
-	return s
-}
-
-func optStr(t *testing.T, m map[string]yamlNode, key string) string {
-	t.Helper()
-	if v, ok := m[key]; ok {
-		return str(t, v)
-	}
-	return ""
-}
-
-func strMap(t *testing.T, n yamlNode) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	if n == nil {
-		return out
-	}
-	for k, v := range mapping(t, n) {
-		out[k] = str(t, v)
-	}
-	return out
 }
 
 // promtool returns the path of promtool, or skips the test without it.

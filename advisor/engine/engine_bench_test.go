@@ -2,11 +2,11 @@ package engine
 
 import (
 	"fmt"
-	"github.com/tcpadvisor/tcpadvisor/rules"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tcpadvisor/tcpadvisor/rules"
 )
 
 var tcpStates = []string{"syn_sent", "established", "fin_wait1", "fin_wait2", "time_wait", "close", "close_wait", "last_ack", "closing"}
