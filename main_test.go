@@ -209,8 +209,17 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if landing := get("/"); !regexp.MustCompile(`href="/metrics"`).MatchString(landing) {
-		t.Errorf("landing page does not link /metrics:\n%s", landing)
+	landing := get("/")
+	for _, link := range []string{`href="/metrics"`, `href="/advice"`} {
+		if !regexp.MustCompile(link).MatchString(landing) {
+			t.Errorf("landing page lacks %s:\n%s", link, landing)
+		}
+	}
+	if page := get("/advice"); !strings.Contains(page, "<title>tcpadvisor: advice</title>") {
+		t.Errorf("/advice is not the advice page:\n%s", page)
+	}
+	if report := get("/advice?format=json"); !strings.Contains(report, `"generated_at"`) || !strings.Contains(report, `"advice": [`) {
+		t.Errorf("/advice?format=json is not a report:\n%s", report)
 	}
 }
 
