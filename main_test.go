@@ -73,6 +73,10 @@ func TestBadInput(t *testing.T) {
 	if err := os.WriteFile(badConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\nnot_a_field: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badRules := filepath.Join(t.TempDir(), "bad.rules.yml")
+	if err := os.WriteFile(badRules, []byte("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x[5m] > 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	occupied, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +106,7 @@ func TestBadInput(t *testing.T) {
 		{"web config invalid", []string{"--web.config.file=" + badConfig, "--web.listen-address=" + freeAddress(t)}, `--web.config.file=` + badConfig + `:`, 1},
 		{"listen address occupied", []string{"--web.listen-address=" + occupied.Addr().String()}, `--web.listen-address=[` + occupied.Addr().String() + `]: address already in use; stop what listens there or choose another address`, 1},
 		{"listen address malformed", []string{"--web.listen-address=nope"}, `--web.listen-address=[nope]`, 1},
+		{"rule file with a bad expression", []string{"--rules.file=" + badRules, "--web.listen-address=" + freeAddress(t)}, badRules + `:5: group "g", rule 1: could not parse expression`, 1},
 		{"max requests negative", []string{"--web.max-requests=-1"}, `--web.max-requests="-1": want a whole number of at least 0`, 2},
 	}
 	for _, tt := range tests {

@@ -205,3 +205,23 @@ func TestIntegrationListenerInEphemeralRange(t *testing.T) {
 		t.Errorf("sysctls = %+v, want ip_local_reserved_ports=40500", a.Sysctls)
 	}
 }
+
+// TestIntegrationApply writes a justified sysctl in a namespace of its own
+// and prints it before and after.
+func TestIntegrationApply(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	netnstest.Sysctl(t, "net.ipv4.tcp_tw_reuse", "2")
+	var out strings.Builder
+	err := advisor.Apply(&out, "/proc", []advisor.SysctlChange{{Name: "net.ipv4.tcp_tw_reuse", Value: "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "net.ipv4.tcp_tw_reuse: 2 -> 1\n" {
+		t.Errorf("Apply printed %q", got)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_tw_reuse"); strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("tcp_tw_reuse is %q after Apply", b)
+	}
+}
