@@ -266,6 +266,15 @@ func pressureSysctls(_ target, f facts) []SysctlChange {
 	return changes
 }
 
+// doubleLimit proposes twice a kernel limit that the advice shows too
+// small; nothing when the limit is unknown (-1: not exported here).
+func doubleLimit(name string, current int, reason string) []SysctlChange {
+	if current <= 0 {
+		return nil
+	}
+	return []SysctlChange{{Name: name, Value: fmt.Sprint(2 * current), Current: fmt.Sprint(current), Reason: reason}}
+}
+
 func twBucketEvidence(target) []evidenceQuery {
 	return []evidenceQuery{
 		{name: "TIME_WAIT sockets (sockstat tw)", expr: `tcpadvisor_sockstat_tcp_tw`},
@@ -281,11 +290,7 @@ func twBucketRecommendation(target, facts) string {
 }
 
 func twBucketSysctls(_ target, f facts) []SysctlChange {
-	if f.maxTwBuckets <= 0 {
-		return nil
-	}
-	return []SysctlChange{{Name: "net.ipv4.tcp_max_tw_buckets", Value: fmt.Sprint(2 * f.maxTwBuckets), Current: fmt.Sprint(f.maxTwBuckets),
-		Reason: "TIME_WAIT sockets are being destroyed at the limit; twice the room costs little memory"}}
+	return doubleLimit("net.ipv4.tcp_max_tw_buckets", f.maxTwBuckets, "TIME_WAIT sockets are being destroyed at the limit; twice the room costs little memory")
 }
 
 func portInRangeEvidence(t target) []evidenceQuery {
@@ -327,11 +332,7 @@ func acceptQueueRecommendation(target, facts) string {
 }
 
 func acceptQueueSysctls(_ target, f facts) []SysctlChange {
-	if f.somaxconn <= 0 {
-		return nil
-	}
-	return []SysctlChange{{Name: "net.core.somaxconn", Value: fmt.Sprint(2 * f.somaxconn), Current: fmt.Sprint(f.somaxconn),
-		Reason: "accept queues overflow; the application's listen() backlog must be raised too, the queue is min(backlog, somaxconn)"}}
+	return doubleLimit("net.core.somaxconn", f.somaxconn, "accept queues overflow; the application's listen() backlog must be raised too, the queue is min(backlog, somaxconn)")
 }
 
 func synQueueEvidence(target) []evidenceQuery {
@@ -349,11 +350,7 @@ func synQueueRecommendation(target, facts) string {
 }
 
 func synQueueSysctls(_ target, f facts) []SysctlChange {
-	if f.maxSynBacklog <= 0 {
-		return nil
-	}
-	return []SysctlChange{{Name: "net.ipv4.tcp_max_syn_backlog", Value: fmt.Sprint(2 * f.maxSynBacklog), Current: fmt.Sprint(f.maxSynBacklog),
-		Reason: "the SYN queue overflows"}}
+	return doubleLimit("net.ipv4.tcp_max_syn_backlog", f.maxSynBacklog, "the SYN queue overflows")
 }
 
 func closeWaitEvidence(t target) []evidenceQuery {
@@ -379,11 +376,7 @@ func orphansRecommendation(target, facts) string {
 }
 
 func orphansSysctls(_ target, f facts) []SysctlChange {
-	if f.maxOrphans <= 0 {
-		return nil
-	}
-	return []SysctlChange{{Name: "net.ipv4.tcp_max_orphans", Value: fmt.Sprint(2 * f.maxOrphans), Current: fmt.Sprint(f.maxOrphans),
-		Reason: "orphans near the limit are reset; each orphan can cost up to 64 KB of memory"}}
+	return doubleLimit("net.ipv4.tcp_max_orphans", f.maxOrphans, "orphans near the limit are reset; each orphan can cost up to 64 KB of memory")
 }
 
 func conntrackEvidence(target) []evidenceQuery {
@@ -400,11 +393,7 @@ func conntrackRecommendation(target, facts) string {
 }
 
 func conntrackSysctls(_ target, f facts) []SysctlChange {
-	if f.conntrackMax <= 0 {
-		return nil
-	}
-	return []SysctlChange{{Name: "net.netfilter.nf_conntrack_max", Value: fmt.Sprint(2 * f.conntrackMax), Current: fmt.Sprint(f.conntrackMax),
-		Reason: "the conntrack table is more than three quarters full"}}
+	return doubleLimit("net.netfilter.nf_conntrack_max", f.conntrackMax, "the conntrack table is more than three quarters full")
 }
 
 func twRecycleEvidence(target) []evidenceQuery {
