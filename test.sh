@@ -10,8 +10,10 @@ cd "$(dirname "$0")"
 
 # Debian packages the tests use: promtool (prometheus) lints the exposition,
 # ip and ss (iproute2) make and inspect the test network namespaces;
-# prometheus-alertmanager receives the advisor's alerts.
-packages=(prometheus prometheus-alertmanager iproute2)
+# prometheus-alertmanager receives the advisor's alerts; systemd gives
+# systemd-analyze and systemd-socket-activate for the unit's tests, even where
+# systemd is not PID 1.
+packages=(prometheus prometheus-alertmanager iproute2 systemd)
 staticcheck_version=v0.8.2
 
 as_root() {

@@ -1,0 +1,399 @@
+package dashboards
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/rules"
+)
+
+const (
+	dashboardFile = "tcpadvisor.json"
+	goldenFile    = "../exporter/testdata/metrics.golden"
+	// schemaVersion is the Grafana dashboard schema the checks below know:
+	// Grafana 10.4 and 11 write it.
+	schemaVersion = 39
+	// datasourceRef is how every panel and query names its data source: the
+	// dashboard's variable, never a uid of one Grafana.
+	datasourceRef = "${datasource}"
+)
+
+// panelTypes are the panel plugins built into Grafana at schemaVersion 39
+// that a dashboard of tcpadvisor may use.
+var panelTypes = []string{"timeseries", "stat", "gauge", "bargauge", "table", "text", "row", "heatmap", "state-timeline"}
+
+// requiredMetrics are what the dashboard must show: socket states, TIME_WAIT
+// and port pressure per destination, inbound sockets per service port,
+// listen-queue fill, sysctls and the firing advice.
+var requiredMetrics = []string{
+	"tcpadvisor_sockets",
+	"tcpadvisor_outbound_sockets",
+	"tcpadvisor_outbound_port_pressure_ratio",
+	"tcpadvisor_inbound_sockets",
+	"tcpadvisor_listen_queue_length",
+	"tcpadvisor_listen_queue_limit",
+	"tcpadvisor_sysctl_net_ipv4_tcp_tw_reuse",
+	"tcpadvisor_sysctl_net_ipv4_ip_local_port_range_min",
+	"ALERTS",
+}
+
+// dashboard is the part of the dashboard model the tests read; the rest is
+// checked on the raw JSON.
+type dashboard struct {
+	ID            any    `json:"id"`
+	UID           string `json:"uid"`
+	Title         string `json:"title"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Time          struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+	} `json:"time"`
+	Templating struct {
+		List []variable `json:"list"`
+	} `json:"templating"`
+	Panels []panel `json:"panels"`
+}
+
+type variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"`
+	Definition string          `json:"definition"`
+	Datasource *datasource     `json:"datasource"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+}
+
+type datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type panel struct {
+	ID         int         `json:"id"`
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Datasource *datasource `json:"datasource"`
+	GridPos    *struct {
+		X, Y, W, H int
+	} `json:"gridPos"`
+	Targets []struct {
+		RefID      string      `json:"refId"`
+		Expr       string      `json:"expr"`
+		Datasource *datasource `json:"datasource"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"` // of a collapsed row
+}
+
+func readDashboard(t *testing.T) (dashboard, []byte) {
+	t.Helper()
+	content, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(content, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return d, content
+}
+
+// allPanels returns the panels, those of collapsed rows included.
+func (d dashboard) allPanels() []panel {
+	var all []panel
+	for _, p := range d.Panels {
+		all = append(all, p)
+		all = append(all, p.Panels...)
+	}
+	return all
+}
+
+// TestDashboardStructure checks what Grafana needs to import the dashboard
+// as it is, at the schema version it declares.
+func TestDashboardStructure(t *testing.T) {
+	d, content := readDashboard(t)
+	var raw map[string]any
+	if err := json.Unmarshal(content, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"title", "uid", "schemaVersion", "panels", "templating", "time", "version", "editable"} {
+		if _, ok := raw[key]; !ok {
+			t.Errorf("no top-level %q", key)
+		}
+	}
+	// An id is the database key of one Grafana; __inputs and __requires
+	// belong to an export that hard-codes its data source.
+	for _, key := range []string{"__inputs", "__requires"} {
+		if _, ok := raw[key]; ok {
+			t.Errorf("top-level %q: the dashboard must import without prompting for a data source", key)
+		}
+	}
+	if d.ID != nil {
+		t.Errorf("id %v, want none: Grafana gives one on import", d.ID)
+	}
+	if d.SchemaVersion != schemaVersion {
+		t.Errorf("schemaVersion %d; these checks know %d", d.SchemaVersion, schemaVersion)
+	}
+	if d.Title == "" || d.UID == "" || len(d.UID) > 40 || !regexp.MustCompile(`^[a-zA-Z0-9_-]+$`).MatchString(d.UID) {
+		t.Errorf("title %q, uid %q: want a title and a uid of at most 40 letters, digits, - and _", d.Title, d.UID)
+	}
+	if d.Time.From == "" || d.Time.To == "" {
+		t.Errorf("time %+v, want from and to", d.Time)
+	}
+
+	vars := map[string]variable{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v
+	}
+	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
+		t.Errorf("templating: variable datasource %+v, want type datasource with query prometheus", v)
+	}
+	if v, ok := vars["instance"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
+		t.Errorf("templating: variable instance %+v, want a multi-value query variable with All on %s", v, datasourceRef)
+	}
+
+	type box struct{ x, y, w, h int }
+	var boxes []box
+	ids := map[int]bool{}
+	for _, p := range d.allPanels() {
+		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
+		if p.ID <= 0 || ids[p.ID] {
+			t.Errorf("%s: id must be positive and unique", name)
+		}
+		ids[p.ID] = true
+		if p.Title == "" {
+			t.Errorf("%s: no title", name)
+		}
+		if !slices.Contains(panelTypes, p.Type) {
+			t.Errorf("%s: type %q is not one of %q", name, p.Type, panelTypes)
+		}
+		g := p.GridPos
+		if g == nil || g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
+			t.Errorf("%s: gridPos %+v, want w and h above 0 inside the 24 columns", name, g)
+			continue
+		}
+		for _, b := range boxes {
+			if g.X < b.x+b.w && b.x < g.X+g.W && g.Y < b.y+b.h && b.y < g.Y+g.H {
+				t.Errorf("%s: gridPos %+v overlaps another panel's %+v", name, *g, b)
+			}
+		}
+		boxes = append(boxes, box{g.X, g.Y, g.W, g.H})
+		if p.Type == "row" || p.Type == "text" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != datasourceRef || p.Datasource.Type != "prometheus" {
+			t.Errorf("%s: datasource %+v, want prometheus %s", name, p.Datasource, datasourceRef)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("%s: no query", name)
+		}
+		refIDs := map[string]bool{}
+		for _, q := range p.Targets {
+			if q.RefID == "" || refIDs[q.RefID] {
+				t.Errorf("%s: refId %q, want one unique in the panel", name, q.RefID)
+			}
+			refIDs[q.RefID] = true
+			if q.Expr == "" {
+				t.Errorf("%s, query %s: no expr", name, q.RefID)
+			}
+			if q.Datasource != nil && q.Datasource.UID != datasourceRef {
+				t.Errorf("%s, query %s: datasource %+v, want %s", name, q.RefID, q.Datasource, datasourceRef)
+			}
+		}
+	}
+}
+
+// TestDashboardHardCodesNoDatasource: apart from Grafana's own built-in
+// annotations, every data source named anywhere in the JSON is the variable.
+func TestDashboardHardCodesNoDatasource(t *testing.T) {
+	_, content := readDashboard(t)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ds, ok := v["datasource"].(map[string]any); ok {
+				if uid := ds["uid"]; uid != datasourceRef && !(ds["type"] == "grafana" && uid == "-- Grafana --") {
+					t.Errorf("%s.datasource: uid %v, want %s", path, uid, datasourceRef)
+				}
+			} else if s, ok := v["datasource"].(string); ok {
+				t.Errorf("%s.datasource: %q, want {type, uid: %s}", path, s, datasourceRef)
+			}
+			for k, e := range v {
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	var raw any
+	if err := json.Unmarshal(content, &raw); err != nil {
+		t.Fatal(err)
+	}
+	walk("dashboard", raw)
+}
+
+// query is one PromQL query of the dashboard, and where it is.
+type query struct {
+	where, expr string
+}
+
+// queries returns every PromQL query of the dashboard: the panels' and the
+// instance variable's metric.
+func queries(t *testing.T, d dashboard) []query {
+	t.Helper()
+	var qs []query
+	for _, p := range d.allPanels() {
+		for _, q := range p.Targets {
+			qs = append(qs, query{fmt.Sprintf("panel %q, query %s", p.Title, q.RefID), q.Expr})
+		}
+	}
+	labelValues := regexp.MustCompile(`^label_values\((.+),\s*\w+\)$`)
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		m := labelValues.FindStringSubmatch(v.Definition)
+		if m == nil {
+			t.Errorf("variable %s: definition %q, want label_values(SELECTOR, LABEL)", v.Name, v.Definition)
+			continue
+		}
+		if !bytes.Contains(v.Query, []byte(strings.ReplaceAll(v.Definition, `"`, `\"`))) {
+			t.Errorf("variable %s: query %s differs from its definition %q", v.Name, v.Query, v.Definition)
+		}
+		qs = append(qs, query{"variable " + v.Name, m[1]})
+	}
+	if len(qs) == 0 {
+		t.Fatal("no query in the dashboard")
+	}
+	return qs
+}
+
+// grafanaVariables are Grafana's own variables in queries, and a value that
+// makes each a valid PromQL duration or regular expression.
+var grafanaVariables = strings.NewReplacer(
+	"$__rate_interval", "1m",
+	"$__interval", "15s",
+	"$__range", "1h",
+	"$instance", ".+",
+)
+
+// goldenMetrics returns the metric names of the exporter's golden
+// exposition.
+func goldenMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	f, err := os.Open(goldenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) == 4 && fields[0] == "#" && fields[1] == "TYPE" {
+			names[fields[2]] = true
+		}
+	}
+	if err := sc.Err(); err != nil || len(names) == 0 {
+		t.Fatalf("no metric in %s: %v", goldenFile, err)
+	}
+	return names
+}
+
+// TestDashboardMetricsAreExported parses every query with the PromQL parser
+// and checks that each metric it reads is exported by tcpadvisor (the golden
+// exposition has them all) or is Prometheus' ALERTS, and that the dashboard
+// shows what it must.
+func TestDashboardMetricsAreExported(t *testing.T) {
+	d, _ := readDashboard(t)
+	exported := goldenMetrics(t)
+	used := map[string]bool{}
+	for _, q := range queries(t, d) {
+		names, err := engine.MetricNames(grafanaVariables.Replace(q.expr))
+		if err != nil {
+			t.Errorf("%s: %q: %v", q.where, q.expr, err)
+			continue
+		}
+		if len(names) == 0 {
+			t.Errorf("%s: %q reads no metric", q.where, q.expr)
+		}
+		for _, n := range names {
+			used[n] = true
+			if !exported[n] && n != "ALERTS" {
+				t.Errorf("%s: %s is not a metric of tcpadvisor (%s)", q.where, n, goldenFile)
+			}
+		}
+	}
+	for _, m := range requiredMetrics {
+		if !used[m] {
+			t.Errorf("no panel shows %s", m)
+		}
+	}
+}
+
+// TestDashboardQueriesHaveData runs every query over the golden exposition,
+// sampled every 15 s for five minutes by the advisor's engine with the
+// project's rules (which write ALERTS as Prometheus does), with the rules'
+// windows scaled so that the fixture's advice fires: every panel has data.
+// A query that asks for a label the metric does not have finds nothing, and
+// fails here.
+func TestDashboardQueriesHaveData(t *testing.T) {
+	golden, err := os.ReadFile(goldenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(golden))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatherer := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		fs := make([]*dto.MetricFamily, 0, len(families))
+		for _, f := range families {
+			fs = append(fs, f)
+		}
+		return fs, nil
+	})
+	e, err := engine.New(engine.Options{
+		Bundled:   rules.Files,
+		Interval:  15 * time.Second,
+		TimeScale: 0.01,
+		Labels:    map[string]string{"instance": "fixture:10067", "job": "tcpadvisor"},
+	}, gatherer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	start := time.Now().Add(-5 * time.Minute)
+	for i := range 21 {
+		if err := e.Cycle(ctx, start.Add(time.Duration(i)*15*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, _ := readDashboard(t)
+	for _, q := range queries(t, d) {
+		expr := grafanaVariables.Replace(q.expr)
+		samples, err := e.Query(ctx, expr)
+		if err != nil {
+			t.Errorf("%s: %q: %v", q.where, expr, err)
+		} else if len(samples) == 0 {
+			t.Errorf("%s: %q finds nothing on the fixture host", q.where, expr)
+		}
+	}
+}
