@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,6 +172,50 @@ func TestIntegrationServeUnprivileged(t *testing.T) {
 	serveAndScrape(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", binary)
 }
 
+// TestIntegrationServeStopsCleanly sends SIGTERM to the daemon: it exits 0
+// and leaves no store of the advisor behind in its TMPDIR.
+func TestIntegrationServeStopsCleanly(t *testing.T) {
+	tmp := t.TempDir()
+	addr := freeAddress(t)
+	cmd := exec.Command(binary, "--web.listen-address="+addr, "--log.level=warn")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the daemon did not serve within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) == 0 {
+		t.Fatal("the advisor keeps no store in TMPDIR: this test would prove nothing")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGTERM the daemon exited with %v, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the daemon did not exit within 15 s of SIGTERM")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the daemon left %v in its TMPDIR", entries)
+	}
+}
+
 // serveAndScrape starts command (the daemon, or a wrapper then the daemon)
 // and checks what it serves.
 func serveAndScrape(t *testing.T, command string, args ...string) {
@@ -182,7 +227,8 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd.Process.Kill()
+		// SIGTERM, so that the daemon removes the advisor's store.
+		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
 	get := func(path string) string {
@@ -276,7 +322,8 @@ func TestIntegrationAdvise(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd.Process.Kill()
+		// SIGTERM, so that the daemon removes the advisor's store.
+		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -94,12 +95,25 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	if os.Geteuid() == 0 {
 		logger.Warn("running as root: tcpadvisor reads sock_diag and /proc as any user; run it as an unprivileged user")
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go eng.Run(ctx)
 
 	server := &http.Server{Handler: handler}
+	// On SIGTERM or SIGINT, finish the requests under way and return, so
+	// that the deferred Close removes the advisor's store and flushes its
+	// alerts.
+	go func() {
+		<-ctx.Done()
+		logger.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		server.Shutdown(shutdownCtx)
+	}()
 	err = web.ListenAndServe(server, s.web, logger)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("--web.listen-address=%v: address already in use; stop what listens there or choose another address", *s.web.WebListenAddresses)
 	}
