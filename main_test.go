@@ -158,6 +158,14 @@ func TestIntegrationServe(t *testing.T) {
 // capability at all: sock_diag and /proc need none, so every collector still
 // succeeds.
 func TestIntegrationServeUnprivileged(t *testing.T) {
+	nobody := asNobody(t)
+	serveAndScrape(t, nobody[0], append(nobody[1:], binary)...)
+}
+
+// asNobody returns the command line prefix that runs a program as nobody
+// with no capability at all, or skips the test where that cannot be done.
+func asNobody(t *testing.T) []string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch to nobody with setpriv")
 	}
@@ -169,7 +177,7 @@ func TestIntegrationServeUnprivileged(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	serveAndScrape(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", binary)
+	return []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"}
 }
 
 // TestIntegrationServeStopsCleanly sends SIGTERM to the daemon: it exits 0
@@ -274,37 +282,6 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 	}
 }
 
-// churn opens n connections to a local server, each closed by the client
-// after one exchange, as a client without a pool does. The server runs until
-// the test ends.
-func churn(t *testing.T, addr string, n int) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	for range n {
-		c, err := net.Dial("tcp4", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
-}
-
 // TestIntegrationAdvise runs the daemon in a namespace of its own with the
 // rules' windows scaled down, makes a client churn toward a local Redis
 // port, and asks for the advice with `advise --url`, then by sampling.
@@ -314,7 +291,8 @@ func TestIntegrationAdvise(t *testing.T) {
 	}
 	netnstest.Sysctl(t, "net.ipv4.tcp_tw_reuse", "0")
 	netnstest.Sysctl(t, "net.ipv4.ip_local_port_range", "40000 40999")
-	churn(t, "127.0.0.1:6379", 200)
+	netnstest.Serve(t, "127.0.0.1:6379", netnstest.Discard)
+	netnstest.Churn(t, "127.0.0.1:6379", 200)
 
 	addr := "127.0.0.1:10067"
 	cmd := exec.Command(binary, "--web.listen-address="+addr, "--log.level=warn", "--rules.time-scale=0.01", "--rules.evaluation-interval=250ms")
@@ -386,17 +364,8 @@ func TestAdviseBadInput(t *testing.T) {
 
 // TestIntegrationApplyRefusedWithoutRoot runs advise --apply as nobody.
 func TestIntegrationApplyRefusedWithoutRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to nobody with setpriv")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv (Debian package util-linux)")
-	}
-	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary, "advise", "--apply", "--duration=1s").CombinedOutput()
+	nobody := asNobody(t)
+	out, err := exec.Command(nobody[0], append(nobody[1:], binary, "advise", "--apply", "--duration=1s")...).CombinedOutput()
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--apply writes /proc/sys and needs root") {
 		t.Errorf("advise --apply as nobody: %v, output %q; want exit 2 and the refusal", err, out)

@@ -63,36 +63,20 @@ func cycle(t *testing.T, eng *engine.Engine, adv *advisor.Advisor, d time.Durati
 	}
 }
 
-// serve accepts connections on addr and answers each request line with a
+// serve answers each request line of every connection on addr with a
 // line, until the test ends. Clients close first.
 func serve(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return netnstest.Serve(t, addr, func(c net.Conn) {
+		buf := make([]byte, 64)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Read(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					if _, err := c.Write([]byte("+OK\r\n")); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := c.Write([]byte("+OK\r\n")); err != nil {
+				return
+			}
 		}
-	}()
-	return ln
+	})
 }
 
 // request sends one request on c and reads the answer.

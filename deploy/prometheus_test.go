@@ -3,7 +3,6 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"net"
@@ -238,41 +237,6 @@ func (w *webhook) wait(t *testing.T, name string, want map[string]string, status
 	}
 }
 
-// churnOnce opens n connections to a local server, each closed by the
-// client after one exchange, as a client without a pool does. The server
-// stays up until the test ends, as a Redis server would.
-func churnOnce(t *testing.T, addr string, n int) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := range n {
-		if time.Now().After(deadline) {
-			t.Fatalf("churn: %d connections in 10s, want %d", i, n)
-		}
-		c, err := net.DialTimeout("tcp4", addr, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
-}
-
 // TestIntegrationPrometheusAlertmanager runs tcpadvisor end to end with
 // Debian's real Prometheus and Alertmanager, in a network namespace of its
 // own where tcp_tw_reuse is off and the ephemeral range has 1000 ports, as
@@ -320,7 +284,8 @@ func TestIntegrationPrometheusAlertmanager(t *testing.T) {
 	startPrometheus(t, prometheus, prometheusAddr, daemonAddr, scaledRules(t, t.TempDir()), viaPrometheusAM)
 
 	begin := time.Now()
-	churnOnce(t, redisAddr, 200)
+	netnstest.Serve(t, redisAddr, netnstest.Discard)
+	netnstest.Churn(t, redisAddr, 200)
 	churned := time.Now()
 	t.Logf("churn of 200 connections took %v", churned.Sub(begin))
 

@@ -1,16 +1,20 @@
 // Package netnstest runs a test inside a network namespace of its own, so
 // that it can count every socket of the namespace, change its sysctls and
-// use fixed loopback ports without touching the host.
+// use fixed loopback ports without touching the host; and serves and churns
+// connections on that loopback.
 package netnstest
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // envVar tells the re-executed test binary which namespace it runs in.
@@ -72,5 +76,49 @@ func Sysctl(t *testing.T, name, value string) {
 	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
 	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
 		t.Fatalf("set %s=%s: %v", name, value, err)
+	}
+}
+
+// Serve listens on addr, an IPv4 ADDRESS:PORT, and hands each connection to
+// handle on a goroutine of its own, closing it after, until the test ends.
+func Serve(t *testing.T, addr string, handle func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln
+}
+
+// Discard reads a connection until the peer closes it.
+func Discard(c net.Conn) { io.Copy(io.Discard, c) }
+
+// Churn opens n connections to addr, each closed by the client at once, as
+// a client without a pool does, within 10 s.
+func Churn(t *testing.T, addr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range n {
+		if time.Now().After(deadline) {
+			t.Fatalf("churn: %d connections in 10 s, want %d", i, n)
+		}
+		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
 	}
 }
