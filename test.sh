@@ -10,8 +10,11 @@ cd "$(dirname "$0")"
 
 # Debian packages the tests use: promtool (prometheus) lints the exposition,
 # ip and ss (iproute2) make and inspect the test network namespaces;
-# prometheus-alertmanager receives the advisor's alerts.
-packages=(prometheus prometheus-alertmanager iproute2)
+# prometheus-alertmanager receives the advisor's alerts. The workload's tests
+# run the seed's experiment with real servers: redis-server and nginx, the
+# Flask app (python3-flask, python3-redis) under gunicorn, and siege as the
+# other load.
+packages=(prometheus prometheus-alertmanager iproute2 redis-server nginx siege python3-flask python3-redis gunicorn)
 staticcheck_version=v0.8.2
 
 as_root() {
