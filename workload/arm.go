@@ -48,8 +48,10 @@ func OnHost(cfg Config) func(context.Context, Arm) (ArmResult, error) {
 		if ports.App, err = pick([]int{5000, 8000, 8008, 8080, 8081, 8888, 3000}); err != nil {
 			return ArmResult{}, err
 		}
-		if ports.Nginx, err = pick(portsFrom(18080, 20)); err != nil {
-			return ArmResult{}, err
+		if arm.Proxy {
+			if ports.Nginx, err = pick(portsFrom(18080, 20)); err != nil {
+				return ArmResult{}, err
+			}
 		}
 		return runArm(ctx, cfg, arm, ports)
 	}

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -131,6 +133,12 @@ func (w *loadWorker) run(ctx context.Context, transport *http.Transport, another
 		}
 		w.res.successes++
 	}
+}
+
+// isAddrNotAvail reports whether err is connect() failing for want of a
+// local port.
+func isAddrNotAvail(err error) bool {
+	return errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 func (w *loadWorker) fail(connect bool) {

@@ -3,7 +3,6 @@ package workload
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,10 +129,4 @@ func lastLine(path string) string {
 		return line
 	}
 	return "no output"
-}
-
-// isAddrNotAvail reports whether err is connect() failing for want of a
-// local port.
-func isAddrNotAvail(err error) bool {
-	return errors.Is(err, syscall.EADDRNOTAVAIL)
 }
