@@ -35,12 +35,16 @@ func needWorkload(t *testing.T, programs ...string) {
 }
 
 // runWorkload runs `tcpadvisor workload --output json` with args and
-// returns its report; anything but exit 0 fails the test.
+// returns its report; anything but exit 0, or a file left in its TMPDIR,
+// fails the test.
 func runWorkload(t *testing.T, args ...string) workload.Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"workload", "--output=json"}, args...)...)
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	defer assertEmpty(t, tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -253,33 +257,23 @@ func TestIntegrationWorkloadKilled(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			before := workloadProcesses(t)
 			cmd := exec.Command(binary, "workload", "--arms=3", "--duration=60s")
+			tmp := t.TempDir()
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			// Wait until nginx runs (the last server started), and the load
-			// with it.
+			procs := waitFor(t, cmd, before, "nginx", "tcpadvisor workload arm")
 			var netns string
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				procs := workloadProcesses(t)
-				for pid, name := range procs {
-					if name == "tcpadvisor workload arm" && before[pid] == "" {
-						netns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-					}
+			for pid, name := range procs {
+				if name == "tcpadvisor workload arm" && before[pid] == "" {
+					netns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
 				}
-				if slices.Contains(newNames(before, procs), "nginx") && netns != "" {
-					break
-				}
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					cmd.Wait()
-					t.Fatalf("nginx did not start in 20 s; stderr:\n%s", stderr.String())
-				}
-				time.Sleep(100 * time.Millisecond)
 			}
-			time.Sleep(time.Second)
+			if !strings.HasPrefix(netns, "net:[") {
+				t.Fatalf("the arm's network namespace is %q", netns)
+			}
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -292,9 +286,10 @@ func TestIntegrationWorkloadKilled(t *testing.T) {
 				t.Errorf("after SIGINT: exit %d, stderr %q", exit.ExitCode(), stderr.String())
 			}
 			assertNothingLeft(t, before)
+			assertEmpty(t, tmp)
 			// The arm's network namespace: no process is in it, and no
 			// mount holds it, so the kernel has freed it.
-			deadline = time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(10 * time.Second)
 			for netnsInUse(t, netns) {
 				if time.Now().After(deadline) {
 					t.Fatalf("network namespace %s still in use", netns)
@@ -320,11 +315,22 @@ func TestIntegrationWorkloadUnprivileged(t *testing.T) {
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		binary, "workload", "--arms=1,2", "--duration=3s", "--output=json")
 	cmd.Dir = os.TempDir()
+	// nobody cannot reach into t.TempDir(), which only root may enter.
+	tmp, err := os.MkdirTemp("", "workload-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("workload as nobody: %v\n%s", err, stderr.String())
 	}
+	assertEmpty(t, tmp)
 	if want := "tcpadvisor: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports\n"; stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
@@ -339,6 +345,18 @@ func TestIntegrationWorkloadUnprivileged(t *testing.T) {
 	if len(fired(a1, "pool")) == 0 || len(fired(a2, "pool")) != 0 {
 		t.Errorf("pool fired in arm 1: %v, in arm 2: %v; want arm 1 only", a1.Advice, a2.Advice)
 	}
+
+	// Killed, it still takes its servers with it: they get SIGINT from the
+	// kernel when it dies.
+	cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary, "workload", "--arms=3", "--duration=60s")
+	cmd.Dir = os.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cmd, before, "nginx")
+	cmd.Process.Kill()
+	cmd.Wait()
+	assertNothingLeft(t, before)
 
 	// No namespace, so no port range.
 	cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary, "workload", "--port-range=40000-40199")
@@ -451,6 +469,28 @@ func workloadProcesses(t *testing.T) map[int]string {
 	return procs
 }
 
+// waitFor waits until cmd, a workload, runs processes of each of names that
+// were not there before, then a second more for its load to run, and
+// returns the processes. It kills cmd and fails the test after 20 s.
+func waitFor(t *testing.T, cmd *exec.Cmd, before map[int]string, names ...string) map[int]string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		procs := workloadProcesses(t)
+		started := newNames(before, procs)
+		if !slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(started, n) }) {
+			time.Sleep(time.Second)
+			return procs
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("after 20 s the workload runs %v, want %v", started, names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // newNames returns the names of the processes in after and not in before.
 func newNames(before, after map[int]string) []string {
 	var names []string
@@ -478,6 +518,14 @@ func assertNothingLeft(t *testing.T, before map[int]string) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// assertEmpty fails the test if the workload left files in dir, its TMPDIR.
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		t.Errorf("the workload left %v in its TMPDIR (%v)", entries, err)
 	}
 }
 

@@ -26,23 +26,24 @@ type childOutput struct {
 }
 
 // InNamespace returns a runner that runs each arm in a child process, exe
-// with args(arm), in a new network namespace and a new PID namespace. The
-// child calls ChildMain.
+// with args(arm), in new network, PID and mount namespaces. The child calls
+// ChildMain.
 //
 // Nothing of an arm can outlive it. The network namespace has no name: the
 // kernel frees it, with the TIME_WAIT sockets in it, when its last process
 // exits. The child is PID 1 of its PID namespace, so when it exits, however
 // it exits, the kernel kills every process left in it (nginx's workers
-// included). And the child gets SIGKILL when this process dies
-// (Pdeathsig), even by SIGKILL. On ctx's end the child gets SIGTERM and
-// stops its servers itself.
+// included). Its temporary directory is a tmpfs of its mount namespace,
+// gone with it: the servers' files and the advisor's store. And the child
+// gets SIGKILL when this process dies (Pdeathsig), even by SIGKILL. On
+// ctx's end the child gets SIGTERM and stops its servers itself.
 func InNamespace(exe string, args func(arm int) []string, stderr io.Writer) func(context.Context, Arm) (ArmResult, error) {
 	return func(ctx context.Context, arm Arm) (ArmResult, error) {
 		cmd := exec.Command(exe, args(arm.N)...)
 		var stdout bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID,
+			Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
 			Pdeathsig:  syscall.SIGKILL,
 		}
 		started := make(chan error)
@@ -120,9 +121,17 @@ func childArm(ctx context.Context, cfg Config, n int) (ArmResult, error) {
 	return runArm(ctx, cfg, arm, Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort})
 }
 
-// setUpNamespace brings loopback up and, with a port range, sets the
-// namespace's sysctls for it.
+// setUpNamespace mounts the arm's temporary directory, brings loopback up
+// and, with a port range, sets the namespace's sysctls for it.
 func setUpNamespace(cfg Config) error {
+	// Mounts made here stay here, and the temporary directory is a tmpfs
+	// that the kernel frees with the mount namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make the arm's mounts private: %w", err)
+	}
+	if err := unix.Mount("tcpadvisor-workload", os.TempDir(), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s for the arm: %w", os.TempDir(), err)
+	}
 	if err := loopbackUp(); err != nil {
 		return fmt.Errorf("bring loopback up in the arm's network namespace: %w", err)
 	}
