@@ -143,6 +143,7 @@ func runArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (ArmResult, e
 		load, closeLoad = builtinLoad(ctx, "http://"+target, cfg.Concurrency, cfg.Requests, cfg.Duration, &counters)
 		defer closeLoad()
 	}
+	counters.done.Store(true)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -215,7 +216,7 @@ func showProgress(cfg Config, arm Arm, m *meter, counters *loadCounters) func() 
 		for {
 			elapsed := time.Since(start).Truncate(time.Second)
 			line := fmt.Sprintf("tcpadvisor: arm %d (%s): %v of %v", arm.N, arm.Name, min(elapsed, cfg.Duration), cfg.Duration)
-			if elapsed > cfg.Duration {
+			if counters.done.Load() {
 				line += ", load done, sampling on"
 			}
 			if cfg.Load == LoadBuiltin {

@@ -31,7 +31,11 @@ type loadResult struct {
 }
 
 // loadCounters are the running totals of a load, for the progress line.
-type loadCounters struct{ requests, errors atomic.Int64 }
+type loadCounters struct {
+	requests, errors atomic.Int64
+	// done is set when the load has ended.
+	done atomic.Bool
+}
 
 // builtinLoad runs a closed loop: concurrency workers, each sending its next
 // request when the last is answered, over a keep-alive connection of its
