@@ -1,7 +1,8 @@
 // Command tcpadvisor exports TCP socket states and ephemeral-port pressure,
 // read from the kernel with sock_diag, as Prometheus metrics.
 //
-// Subcommands: serve (the daemon, also what runs with no subcommand) and
+// Subcommands: serve (the daemon, also what runs with no subcommand),
+// advise, workload (the seed's experiment, measured and advised on) and
 // version. Every error from bad input is one line on stderr naming the input
 // and the fix, and a non-zero exit.
 package main
@@ -51,6 +52,7 @@ func run(args []string) int {
 	ruleFiles := ruleFiles(app)
 	serve := addServeCommand(app)
 	advise := addAdviseCommand(app)
+	workloadCmd := addWorkloadCommand(app)
 	versionCmd := app.Command("version", "Print the version and build information.")
 
 	command, err := app.Parse(args)
@@ -59,7 +61,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		if arg, ok := strings.CutPrefix(err.Error(), "unexpected "); ok {
-			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise and version, try --help\n", programName, arg)
+			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise, workload and version, try --help\n", programName, arg)
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s, try --help\n", programName, oneLine(err))
 		}
@@ -72,6 +74,9 @@ func run(args []string) int {
 	logger := promslog.New(logConfig)
 	if command == advise.cmd.FullCommand() {
 		return advise.run(collectorFlags.options(), *ruleFiles, logger)
+	}
+	if command == workloadCmd.cmd.FullCommand() {
+		return workloadCmd.run(args, collectorFlags.options(), *ruleFiles, logger)
 	}
 	if err := serve.run(collectorFlags.options(), *ruleFiles, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))

@@ -12,8 +12,10 @@ cd "$(dirname "$0")"
 # ip and ss (iproute2) make and inspect the test network namespaces;
 # prometheus-alertmanager receives the advisor's alerts; systemd gives
 # systemd-analyze and systemd-socket-activate for the unit's tests, even where
-# systemd is not PID 1.
-packages=(prometheus prometheus-alertmanager iproute2 systemd)
+# systemd is not PID 1. The workload's tests run the seed's experiment with
+# real servers: redis-server and nginx, the Flask app (python3-flask,
+# python3-redis) under gunicorn, and siege as the other load.
+packages=(prometheus prometheus-alertmanager iproute2 systemd redis-server nginx siege python3-flask python3-redis gunicorn)
 staticcheck_version=v0.8.2
 
 as_root() {

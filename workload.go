@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/workload"
+)
+
+// armFlag is the hidden flag with which the workload runs one arm in the
+// namespaces it made (see workload.InNamespace).
+const armFlag = "internal.workload-arm"
+
+type workloadCommand struct {
+	cmd          *kingpin.CmdClause
+	arms         *[]int
+	app          *string
+	load         *string
+	duration     *time.Duration
+	requests     *int
+	concurrency  *int
+	portRange    *workload.PortRange
+	output       *string
+	out          *string
+	timeScale    *float64
+	timeScaleSet bool
+	arm          *int
+}
+
+func addWorkloadCommand(app *kingpin.Application) *workloadCommand {
+	cmd := app.Command("workload", "Run the seed's experiment (an app setting and getting a Redis key per request, with and without a pool, "+
+		"behind nginx with and without upstream keepalive) under load, and show what tcpadvisor measured and advised in each arm. "+
+		"As root each arm runs in network namespaces of its own; without root, on the host's loopback.")
+	w := &workloadCommand{cmd: cmd, arms: new([]int), portRange: new(workload.PortRange), timeScale: new(float64), requests: new(int)}
+	cmd.Flag("arms", "Arms to run, comma-separated: 1 app → Redis without a pool, 2 with a pool, 3 nginx → app without upstream keepalive, 4 with it.").
+		Default("1,2,3,4").SetValue(&checkedValue[[]int]{
+		flag: "arms", dst: w.arms, parse: workload.ParseArms,
+		want: "arm numbers from 1 to 4 separated by commas, such as 1,2",
+	})
+	w.app = cmd.Flag("app", "The app: go (go-redis, served in-process) or flask (the seed's Flask app under gunicorn).").Default(workload.AppGo).Enum(workload.AppGo, workload.AppFlask)
+	w.load = cmd.Flag("load", "The load: builtin (a closed loop of keep-alive connections) or siege.").Default(workload.LoadBuiltin).Enum(workload.LoadBuiltin, workload.LoadSiege)
+	w.duration = durationFlag(cmd, "duration", "How long the load runs in each arm.", 20*time.Second)
+	cmd.Flag("requests", "Stop the built-in load of each arm after this many requests (or --duration, whichever comes first).").
+		PlaceHolder("N").SetValue(&checkedValue[int]{
+		flag: "requests", dst: w.requests, want: "a whole number of at least 1",
+		parse: func(s string) (int, bool) {
+			n, err := strconv.Atoi(s)
+			return n, err == nil && n >= 1
+		},
+	})
+	w.concurrency = intFlag(cmd, "concurrency", "Clients of the load, each with a connection of its own.", 20, 1)
+	cmd.Flag("port-range", "Narrow net.ipv4.ip_local_port_range in each arm's namespace to LOW-HIGH, and set tcp_tw_reuse=0 there, so that port exhaustion shows in seconds. Root only.").
+		PlaceHolder("LOW-HIGH").SetValue(&checkedValue[workload.PortRange]{
+		flag: "port-range", dst: w.portRange, parse: workload.ParsePortRange,
+		want: "LOW-HIGH with 1 <= LOW <= HIGH <= 65535, such as 40000-40199",
+	})
+	w.output = cmd.Flag("output", "Output format: text, json or markdown.").Short('o').Default("text").Enum("text", "json", "markdown")
+	w.out = cmd.Flag("out", "Also write report.json, report.md and chart.svg (TIME_WAIT over time and TPS per arm) to this directory.").PlaceHolder("DIR").String()
+	cmd.Flag("rules.time-scale", "Multiplies every for: and range window of the rules. Default: what fits the longest window in half of --duration.").
+		IsSetByUser(&w.timeScaleSet).SetValue(&checkedValue[float64]{
+		flag: "rules.time-scale", dst: w.timeScale, want: "a number above 0 and at most 1, such as 0.1",
+		parse: func(s string) (float64, bool) {
+			f, err := strconv.ParseFloat(s, 64)
+			return f, err == nil && f > 0 && f <= 1
+		},
+	})
+	w.arm = cmd.Flag(armFlag, "Run this one arm here, in the namespaces the workload made.").Hidden().Int()
+	return w
+}
+
+// run runs the workload and returns the exit code: 0 done, 1 failed, 2 bad
+// input. args are the command line's, given again to each arm's process.
+func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []string, logger *slog.Logger) int {
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
+		var input *workload.InputError
+		if errors.As(err, &input) {
+			return 2
+		}
+		return 1
+	}
+	if *w.load == workload.LoadSiege && *w.requests > 0 {
+		return fail(&workload.InputError{Msg: "--requests works with the built-in load only: siege runs for --duration"})
+	}
+	cfg := workload.Config{
+		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Requests: *w.requests,
+		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,
+		Exporter: opts, RuleFiles: ruleFiles, ReadSysctl: sysctlReader(opts.ProcPath), Logger: logger,
+	}
+	if !w.timeScaleSet {
+		scale, err := fitTimeScale(engine.Options{RuleFiles: ruleFiles, Bundled: rules.Files, TimeScale: 1, Logger: logger}, prometheus.NewRegistry(), cfg.Duration)
+		if err != nil {
+			return fail(err)
+		}
+		cfg.TimeScale = scale
+	}
+	if isTerminal(os.Stderr) {
+		cfg.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *w.arm != 0 {
+		// In an arm's namespaces: the parent reads the result on stdout.
+		if err := workload.ChildMain(ctx, cfg, *w.arm, os.Stdout); err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+
+	isolated := os.Geteuid() == 0
+	if err := workload.CheckPackages(cfg, isolated); err != nil {
+		return fail(err)
+	}
+	runArm, isolation := workload.OnHost(cfg), "host"
+	if isolated {
+		exe, err := os.Executable()
+		if err != nil {
+			return fail(err)
+		}
+		runArm, isolation = workload.InNamespace(exe, func(arm int) []string {
+			return append(slices.Clone(args), fmt.Sprintf("--%s=%d", armFlag, arm))
+		}, os.Stderr), "namespace"
+	} else {
+		fmt.Fprintf(os.Stderr, "%s: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports\n", programName)
+	}
+	report, err := workload.Run(ctx, cfg, isolation, runArm)
+	if err != nil {
+		return fail(err)
+	}
+
+	switch *w.output {
+	case "json":
+		err = workload.JSON(os.Stdout, report)
+	case "markdown":
+		err = workload.Markdown(os.Stdout, report)
+	default:
+		err = workload.Text(os.Stdout, report)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if *w.out != "" {
+		if err := writeReports(*w.out, report); err != nil {
+			return fail(fmt.Errorf("--out=%s: %w", *w.out, err))
+		}
+	}
+	return 0
+}
+
+// writeReports writes report.json, report.md and chart.svg to dir.
+func writeReports(dir string, report workload.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer, workload.Report) error{
+		"report.json": workload.JSON, "report.md": workload.Markdown, "chart.svg": workload.Chart,
+	} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := write(f, report); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

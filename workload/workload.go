@@ -1,0 +1,289 @@
+// Package workload runs the seed's experiment as a reference workload: an app
+// that sets and gets a Redis key per request, with and without a connection
+// pool, behind nginx with and without upstream keepalive, under a
+// closed-loop load, while the real exporter and advisor watch the sockets.
+//
+// Each arm starts its own redis-server, app and nginx on loopback, drives
+// them for a duration, samples the exporter and evaluates the bundled rules
+// all along, and stops everything it started. As root every arm runs in a
+// child process in fresh network and PID namespaces (see InNamespace), so
+// that one arm's TIME_WAIT never reaches the next and nothing can outlive
+// the run; without root the arms run in this process on the host's
+// loopback, on fresh ports each.
+package workload
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter"
+)
+
+// The apps and loads a Config names.
+const (
+	AppGo       = "go"
+	AppFlask    = "flask"
+	LoadBuiltin = "builtin"
+	LoadSiege   = "siege"
+)
+
+// Config is what every arm of a run shares.
+type Config struct {
+	Arms []int
+	// App is AppGo or AppFlask.
+	App string
+	// Load is LoadBuiltin or LoadSiege.
+	Load string
+	// Duration is how long the load runs in each arm; with Requests it is
+	// the bound on time.
+	Duration time.Duration
+	// Requests, when above 0, stops the built-in load after that many
+	// requests.
+	Requests    int
+	Concurrency int
+	// PortRange, when set, narrows ip_local_port_range in each arm's
+	// namespace.
+	PortRange PortRange
+	// TimeScale multiplies the rules' for: and range windows.
+	TimeScale float64
+	Exporter  exporter.Options
+	// RuleFiles replace the bundled rules when not empty.
+	RuleFiles []string
+	// ReadSysctl reads a sysctl of the network namespace the arm runs in.
+	ReadSysctl func(name string) (string, error)
+	Logger     *slog.Logger
+	// Progress receives a progress line, redrawn every second; nil for
+	// none.
+	Progress io.Writer
+}
+
+// PortRange is an ip_local_port_range; the zero value leaves the range as
+// it is.
+type PortRange struct{ Low, High int }
+
+// IsSet reports whether the range is to be set.
+func (r PortRange) IsSet() bool { return r.Low != 0 }
+
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.Low, r.High) }
+
+// ParsePortRange parses LOW-HIGH with 1 <= LOW <= HIGH <= 65535. Whether the
+// kernel takes it (the low end must be at least
+// net.ipv4.ip_unprivileged_port_start) is only known when it is written.
+func ParsePortRange(s string) (PortRange, bool) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return PortRange{}, false
+	}
+	var r PortRange
+	if _, err := fmt.Sscanf(lo+" "+hi, "%d %d", &r.Low, &r.High); err != nil {
+		return PortRange{}, false
+	}
+	if r.String() != s || r.Low < 1 || r.Low > r.High || r.High > 65535 {
+		return PortRange{}, false
+	}
+	return r, true
+}
+
+// ParseArms parses a comma-separated list of arm numbers, such as "1,2",
+// into a sorted list without repeats.
+func ParseArms(s string) ([]int, bool) {
+	var arms []int
+	for field := range strings.SplitSeq(s, ",") {
+		var n int
+		if _, err := fmt.Sscanf(field, "%d", &n); err != nil || fmt.Sprint(n) != field {
+			return nil, false
+		}
+		if _, ok := ArmByNumber(n); !ok {
+			return nil, false
+		}
+		if !slices.Contains(arms, n) {
+			arms = append(arms, n)
+		}
+	}
+	slices.Sort(arms)
+	return arms, true
+}
+
+// Arm is one configuration of the experiment.
+type Arm struct {
+	N    int
+	Name string
+	// Pool: the app shares one Redis client; otherwise it opens one per
+	// request.
+	Pool bool
+	// Proxy: the load goes through nginx to the app.
+	Proxy bool
+	// Keepalive: nginx keeps its upstream connections open (keepalive 32,
+	// HTTP/1.1, Connection "").
+	Keepalive bool
+}
+
+// ArmByNumber returns arm n, from 1 to 4.
+func ArmByNumber(n int) (Arm, bool) {
+	switch n {
+	case 1:
+		return Arm{N: 1, Name: "app → Redis, no pool"}, true
+	case 2:
+		return Arm{N: 2, Name: "app → Redis, pool", Pool: true}, true
+	case 3:
+		return Arm{N: 3, Name: "nginx → app, no upstream keepalive", Pool: true, Proxy: true}, true
+	case 4:
+		return Arm{N: 4, Name: "nginx → app, upstream keepalive", Pool: true, Proxy: true, Keepalive: true}, true
+	}
+	return Arm{}, false
+}
+
+// Ports are the loopback ports of one arm's servers.
+type Ports struct{ Redis, App, Nginx int }
+
+// The ports in a namespace of the arm's own: the seed's (Redis' 6379,
+// Flask's 5000) and nginx on 8080, all below the default ephemeral range.
+// The app's port must be one the rules know as HTTP, so that a proxy
+// churning toward it is told about upstream keepalive, not about a
+// connection pool.
+const (
+	namespaceRedisPort = 6379
+	namespaceAppPort   = 5000
+	namespaceNginxPort = 8080
+)
+
+// InputError is bad input: the command exits 2 for it.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// CheckPackages reports the first program or Python module the run needs
+// that is missing, naming the Debian package that brings it.
+func CheckPackages(cfg Config, isolated bool) error {
+	// Programs named as the Debian packages that install them.
+	need := []string{"redis-server"}
+	if slices.ContainsFunc(cfg.Arms, func(n int) bool { a, _ := ArmByNumber(n); return a.Proxy }) {
+		need = append(need, "nginx")
+	}
+	if cfg.App == AppFlask {
+		need = append(need, "gunicorn")
+	}
+	if cfg.Load == LoadSiege {
+		need = append(need, "siege")
+	}
+	for _, program := range need {
+		if _, err := exec.LookPath(program); err != nil {
+			return &InputError{fmt.Sprintf("%s not found: install the Debian package %s", program, program)}
+		}
+	}
+	if cfg.App == AppFlask {
+		python := gunicornPython()
+		for _, module := range []string{"flask", "redis"} {
+			if err := exec.Command(python[0], append(python[1:], "-c", "import "+module)...).Run(); err != nil {
+				return &InputError{fmt.Sprintf("--app flask needs the Python module %s: install the Debian package python3-%s", module, module)}
+			}
+		}
+	}
+	if cfg.PortRange.IsSet() && !isolated {
+		return &InputError{fmt.Sprintf("--port-range=%s needs root: it narrows ip_local_port_range in a network namespace of the workload's own; run as root or leave it out", cfg.PortRange)}
+	}
+	return nil
+}
+
+// gunicornPython returns the command line of the Python that runs
+// gunicorn, from its #! line: the Flask app's modules must be that
+// Python's, whatever python3 comes first in PATH.
+func gunicornPython() []string {
+	fallback := []string{"python3"}
+	path, err := exec.LookPath("gunicorn")
+	if err != nil {
+		return fallback
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fallback
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	interpreter, ok := strings.CutPrefix(line, "#!")
+	if err != nil || !ok || len(strings.Fields(interpreter)) == 0 {
+		return fallback
+	}
+	return strings.Fields(interpreter)
+}
+
+// Report is the result of a run. Its JSON form is what --output json
+// prints.
+type Report struct {
+	// Isolation is "namespace" (a fresh network namespace per arm) or
+	// "host" (the host's loopback).
+	Isolation   string      `json:"isolation"`
+	App         string      `json:"app"`
+	Load        string      `json:"load"`
+	Duration    float64     `json:"duration_seconds"`
+	Requests    int         `json:"requests_limit,omitempty"`
+	Concurrency int         `json:"concurrency"`
+	TimeScale   float64     `json:"rules_time_scale"`
+	Arms        []ArmResult `json:"arms"`
+}
+
+// ArmResult is what one arm measured.
+type ArmResult struct {
+	Arm  int    `json:"arm"`
+	Name string `json:"name"`
+	// Servers: the addresses of redis-server, the app and nginx.
+	Redis string `json:"redis"`
+	App   string `json:"app"`
+	Nginx string `json:"nginx,omitempty"`
+	// Sysctls of the network namespace the arm ran in.
+	PortRange string `json:"ip_local_port_range"`
+	TwReuse   string `json:"tcp_tw_reuse"`
+
+	Requests int64   `json:"requests"`
+	Seconds  float64 `json:"seconds"`
+	TPS      float64 `json:"tps"`
+	// Latencies in milliseconds; absent when the load tool does not give
+	// them (siege).
+	LatencyP50 *float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP99 *float64 `json:"latency_p99_ms,omitempty"`
+	Errors     int64    `json:"errors"`
+	// ConnectErrors are the errors where connect() failed for want of a
+	// local port (EADDRNOTAVAIL); absent when the load tool cannot tell.
+	ConnectErrors *int64 `json:"connect_errors,omitempty"`
+
+	Measurement
+}
+
+// Run runs the arms of cfg, one after the other, each with runArm.
+func Run(ctx context.Context, cfg Config, isolation string, runArm func(context.Context, Arm) (ArmResult, error)) (Report, error) {
+	report := Report{
+		Isolation: isolation, App: cfg.App, Load: cfg.Load, Duration: cfg.Duration.Seconds(),
+		Requests: cfg.Requests, Concurrency: cfg.Concurrency, TimeScale: cfg.TimeScale,
+	}
+	for _, n := range cfg.Arms {
+		arm, _ := ArmByNumber(n)
+		res, err := runArm(ctx, arm)
+		if err != nil {
+			if ctx.Err() != nil {
+				return report, fmt.Errorf("interrupted during arm %d; everything it started is stopped", n)
+			}
+			var input *InputError
+			if errors.As(err, &input) {
+				return report, err
+			}
+			return report, fmt.Errorf("arm %d (%s): %w", n, arm.Name, err)
+		}
+		report.Arms = append(report.Arms, res)
+	}
+	return report, nil
+}
+
+// addrString formats a loopback address.
+func addrString(port int) string {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port)).String()
+}

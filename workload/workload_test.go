@@ -1,0 +1,352 @@
+package workload
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func TestNginxConfig(t *testing.T) {
+	keepalive := []string{"keepalive 32;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`}
+	for _, withKeepalive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepalive=%v", withKeepalive), func(t *testing.T) {
+			dir := t.TempDir()
+			conf := nginxConfig(dir, 8080, 5000, withKeepalive)
+			for _, want := range []string{
+				"daemon off;", "worker_processes 2;", "pid " + dir + "/nginx.pid;", "error_log " + dir + "/nginx-error.log",
+				"proxy_temp_path " + dir + "/proxy;", "server 127.0.0.1:5000;", "listen 127.0.0.1:8080 reuseport;", "proxy_pass http://app;",
+			} {
+				if !strings.Contains(conf, want) {
+					t.Errorf("config lacks %q:\n%s", want, conf)
+				}
+			}
+			for _, d := range keepalive {
+				if strings.Contains(conf, d) != withKeepalive {
+					t.Errorf("%q in the config: %v, want %v:\n%s", d, !withKeepalive, withKeepalive, conf)
+				}
+			}
+			// nginx itself checks the syntax, where it is installed.
+			nginx, err := exec.LookPath("nginx")
+			if err != nil {
+				t.Log("nginx not installed (Debian package nginx): syntax not checked")
+				return
+			}
+			path := filepath.Join(dir, "nginx.conf")
+			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(nginx, "-t", "-q", "-p", dir, "-c", path, "-e", filepath.Join(dir, "nginx-error.log")).CombinedOutput(); err != nil {
+				t.Errorf("nginx -t: %v: %s", err, out)
+			}
+		})
+	}
+}
+
+func TestRedisConfig(t *testing.T) {
+	conf := redisConfig("/tmp/x", 6379)
+	for _, want := range []string{"bind 127.0.0.1\n", "port 6379\n", "daemonize no\n", `save ""` + "\n", "appendonly no\n", "logfile /tmp/x/redis.log\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("redis config lacks %q:\n%s", want, conf)
+		}
+	}
+}
+
+func TestGunicornArgs(t *testing.T) {
+	args := strings.Join(gunicornArgs("/tmp/x", 5000, false), " ")
+	for _, want := range []string{"--worker-class gthread --workers 2 --threads 4", "--bind 127.0.0.1:5000", "--config /tmp/x/gunicorn.conf.py", "flaskapp:per_request"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("gunicorn args %q lack %q", args, want)
+		}
+	}
+	if args := strings.Join(gunicornArgs("/tmp/x", 5000, true), " "); !strings.HasSuffix(args, " flaskapp:pooled") {
+		t.Errorf("pooled gunicorn args %q do not run flaskapp:pooled", args)
+	}
+}
+
+func TestParseSiege(t *testing.T) {
+	// siege 4.0.7 (Debian 12) with json_output = true, and its messages on
+	// stderr around it.
+	jsonOut := `New configuration template added to /tmp/x/.siege
+Run siege -C to view the current settings in that file
+
+{	"transactions":			       10003,
+	"availability":			       50.00,
+	"elapsed_time":			        1.28,
+	"data_transferred":		        0.57,
+	"response_time":		        0.00,
+	"transaction_rate":		     7814.84,
+	"throughput":			        0.45,
+	"concurrency":			        3.25,
+	"successful_transactions":	       10003,
+	"failed_transactions":		       10003,
+	"longest_transaction":		        0.01,
+	"shortest_transaction":		        0.00
+}
+`
+	// Without json_output, siege prints these lines.
+	textOut := `** SIEGE 4.0.4
+** Preparing 20 concurrent users for battle.
+The server is now under siege...
+Lifting the server siege...
+Transactions:		       33440 hits
+Availability:		      100.00 %
+Elapsed time:		       19.99 secs
+Data transferred:	        0.29 MB
+Response time:		        0.01 secs
+Transaction rate:	     1672.84 trans/sec
+Throughput:		        0.01 MB/sec
+Concurrency:		       19.93
+Successful transactions:       33440
+Failed transactions:	           0
+Longest transaction:	        0.09
+Shortest transaction:	        0.00
+`
+	tests := []struct {
+		name string
+		out  string
+		want siegeSummary
+	}{
+		{"json", jsonOut, siegeSummary{Transactions: 10003, Availability: 50, ElapsedTime: 1.28, TransactionRate: 7814.84, Failed: 10003}},
+		{"text", textOut, siegeSummary{Transactions: 33440, Availability: 100, ElapsedTime: 19.99, TransactionRate: 1672.84, Failed: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSiege(tt.out)
+			if err != nil || got != tt.want {
+				t.Errorf("parseSiege = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "siege: error: unable to connect\n", `{"transactions": "many"}`} {
+		if s, err := parseSiege(bad); err == nil {
+			t.Errorf("parseSiege(%q) = %+v, want an error", bad, s)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h Histogram
+	if q := h.Quantile(0.5); q != 0 {
+		t.Errorf("empty histogram: p50 %v, want 0", q)
+	}
+	// 1 ms to 1000 ms, evenly: p50 is 500 ms, p99 990 ms.
+	for ms := 1; ms <= 1000; ms++ {
+		h.Record(time.Duration(ms) * time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {1, time.Second}, {0.001, time.Millisecond}} {
+		got := h.Quantile(c.q)
+		if math.Abs(float64(got-c.want)) > 0.025*float64(c.want) {
+			t.Errorf("p%g = %v, want %v within 2.5 %%", c.q*100, got, c.want)
+		}
+	}
+	// Merging doubles the counts and keeps the quantiles.
+	var m Histogram
+	m.Merge(&h)
+	m.Merge(&h)
+	if m.Count() != 2000 || m.Quantile(0.5) != h.Quantile(0.5) {
+		t.Errorf("merged: count %d, p50 %v; want 2000, %v", m.Count(), m.Quantile(0.5), h.Quantile(0.5))
+	}
+	// Below the first bucket and past the last.
+	var edges Histogram
+	edges.Record(time.Microsecond)
+	edges.Record(time.Hour)
+	if lo, hi := edges.Quantile(0.5), edges.Quantile(1); lo >= histogramFirst || hi < 80*time.Second {
+		t.Errorf("edges: p50 %v, p100 %v; want below %v and the last bucket", lo, hi, histogramFirst)
+	}
+	// Bounded memory: the size does not depend on what was recorded.
+	if size := unsafe.Sizeof(h); size > 4096 {
+		t.Errorf("Histogram is %d bytes", size)
+	}
+}
+
+func TestParseArms(t *testing.T) {
+	for in, want := range map[string]string{"1,2,3,4": "[1 2 3 4]", "3,1": "[1 3]", "2,2": "[2]", "4": "[4]"} {
+		if got, ok := ParseArms(in); !ok || fmt.Sprint(got) != want {
+			t.Errorf("ParseArms(%q) = %v, %v; want %s", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "0", "5", "1,", "1,,2", "one", "1 2", "01", "+1"} {
+		if got, ok := ParseArms(in); ok {
+			t.Errorf("ParseArms(%q) = %v, want refused", in, got)
+		}
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	if r, ok := ParsePortRange("40000-40199"); !ok || r != (PortRange{40000, 40199}) || r.String() != "40000-40199" {
+		t.Errorf("ParsePortRange(40000-40199) = %v, %v", r, ok)
+	}
+	// 100-200 parses: the kernel, not the parser, refuses a low end below
+	// ip_unprivileged_port_start.
+	if _, ok := ParsePortRange("100-200"); !ok {
+		t.Error("ParsePortRange(100-200) refused")
+	}
+	for _, in := range []string{"", "40000", "40199-40000", "0-100", "1-65536", "a-b", "40000-", "-40000", "40000 40199", "040000-40199"} {
+		if r, ok := ParsePortRange(in); ok {
+			t.Errorf("ParsePortRange(%q) = %v, want refused", in, r)
+		}
+	}
+}
+
+// sampleReport is a report of four arms, with a name that needs escaping.
+func sampleReport() Report {
+	r := Report{Isolation: "namespace", App: AppGo, Load: LoadBuiltin, Duration: 20, Concurrency: 20, TimeScale: 0.0056}
+	p50, p99, zero := 4.8, 14.7, int64(0)
+	for n := 1; n <= 4; n++ {
+		arm, _ := ArmByNumber(n)
+		a := ArmResult{Arm: n, Name: arm.Name, PortRange: "32768-60999", TwReuse: "2", Requests: int64(30000 * n), Seconds: 20,
+			TPS: 1500 * float64(n), LatencyP50: &p50, LatencyP99: &p99, ConnectErrors: &zero}
+		a.Advice = []FiredAdvice{}
+		for i := range 30 {
+			a.TimeWait = append(a.TimeWait, Point{T: float64(i), Value: float64(i * 400 * (n % 2))})
+		}
+		a.PeakTimeWait = a.TimeWait[len(a.TimeWait)-1].Value
+		r.Arms = append(r.Arms, a)
+	}
+	r.Arms[0].Name = `<app> & "Redis"`
+	r.Arms[0].Advice = []FiredAdvice{{ID: "pool", Target: map[string]string{"destination_address": "127.0.0.1", "destination_port": "6379", "source_address": "127.0.0.1"}}}
+	r.Arms[2].Advice = []FiredAdvice{{ID: "upstream-keepalive", Target: map[string]string{"port": "5000"}}}
+	return r
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	var b bytes.Buffer
+	if err := Chart(&b, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&b)
+	elements := map[string]int{}
+	var root xml.StartElement
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v", err)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				root = el
+			}
+			depth++
+			elements[el.Name.Local]++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if root.Name.Local != "svg" || root.Name.Space != "http://www.w3.org/2000/svg" {
+		t.Errorf("root element %v, want svg in the SVG namespace", root.Name)
+	}
+	if elements["polyline"] != 4 {
+		t.Errorf("%d polylines, want one TIME_WAIT line per arm", elements["polyline"])
+	}
+	// The background, a bar per arm and a legend mark per arm. The first
+	// arm's name, in the legend, would have broken the XML unescaped.
+	if elements["rect"] != 1+4+4 {
+		t.Errorf("%d rects, want 9", elements["rect"])
+	}
+}
+
+func TestTableAndMarkdown(t *testing.T) {
+	var text, md bytes.Buffer
+	if err := Text(&text, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Markdown(&md, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2"} {
+		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
+			t.Errorf("the table or the Markdown lacks %q:\n%s\n%s", want, text.String(), md.String())
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
+	// Heading, blank line, header, alignment, four arms.
+	if len(lines) != 8 || strings.Count(lines[2], "|") != strings.Count(lines[3], "|") || strings.Count(lines[4], "|") != strings.Count(lines[2], "|") {
+		t.Errorf("Markdown table is not a table:\n%s", md.String())
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 13155.4: "13,155", 1234567: "1,234,567", -2500: "-2,500"} {
+		if got := thousands(v); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestBuiltinLoad drives a local server: each worker keeps one connection,
+// the request bound holds, and an error page that says the app could not
+// get a local port counts as a connect error.
+func TestBuiltinLoad(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	var n int
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		odd := n%2 == 1
+		mu.Unlock()
+		if odd {
+			http.Error(w, "dial tcp 127.0.0.1:6379: connect: cannot assign requested address", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "155030303")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	var counters loadCounters
+	res, closeLoad := builtinLoad(context.Background(), srv.URL, 4, 1000, 10*time.Second, &counters)
+	closeLoad()
+	if res.requests != 1000 || res.successes != 500 || res.errors != 500 || *res.connectErrors != 500 {
+		t.Errorf("requests %d, successes %d, errors %d, connect errors %d; want 1000, 500, 500, 500",
+			res.requests, res.successes, res.errors, *res.connectErrors)
+	}
+	if counters.requests.Load() != 1000 || counters.errors.Load() != 500 {
+		t.Errorf("counters: %d requests, %d errors", counters.requests.Load(), counters.errors.Load())
+	}
+	if res.latency.Count() != 1000 || res.latency.Quantile(0.5) <= 0 {
+		t.Errorf("latency: %d recorded, p50 %v", res.latency.Count(), res.latency.Quantile(0.5))
+	}
+	mu.Lock()
+	if len(conns) != 4 {
+		t.Errorf("%d connections for 4 workers, want one each", len(conns))
+	}
+	mu.Unlock()
+
+	// Bounded in time too: no request bound, a 300 ms duration.
+	start := time.Now()
+	res, closeLoad = builtinLoad(context.Background(), srv.URL, 2, 0, 300*time.Millisecond, &counters)
+	closeLoad()
+	if elapsed := time.Since(start); elapsed > 2*time.Second || res.requests == 0 {
+		t.Errorf("a 300 ms load took %v for %d requests", elapsed, res.requests)
+	}
+}
