@@ -17,27 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
 // binary is the tcpadvisor built once for these tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tcpadvisor-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "tcpadvisor")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { buildtest.Main(m, &binary) }
 
 // runBinary runs tcpadvisor with args for at most 10 s.
 func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {

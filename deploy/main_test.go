@@ -2,13 +2,11 @@ package deploy
 
 import (
 	"bytes"
-	"fmt"
+	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,21 +17,7 @@ import (
 // binary is the tcpadvisor built once for these tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tcpadvisor-deploy-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "tcpadvisor")
-	if out, err := exec.Command("go", "build", "-o", binary, "github.com/tcpadvisor/tcpadvisor").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { buildtest.Main(m, &binary) }
 
 // lookPath returns the path of a program, or skips the test, naming the
 // Debian package that has it.
