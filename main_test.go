@@ -43,16 +43,6 @@ func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestBadInput gives each bad input and checks for one line on stderr that
 // names the input and the fix, a non-zero exit, and no stack trace.
 func TestBadInput(t *testing.T) {
@@ -89,12 +79,12 @@ func TestBadInput(t *testing.T) {
 		{"timeout not a duration", []string{"--collector.timeout=soon"}, `--collector.timeout="soon": want a positive duration`, 2},
 		{"log level unknown", []string{"--log.level=loud"}, `loud`, 2},
 		{"timeout zero", []string{"--collector.timeout=0s"}, `--collector.timeout="0s": want a positive duration such as 10s or 500ms`, 2},
-		{"procfs missing", []string{"--path.procfs=/nonexistent", "--web.listen-address=" + freeAddress(t)}, `--path.procfs=/nonexistent:`, 1},
-		{"web config missing", []string{"--web.config.file=" + missing, "--web.listen-address=" + freeAddress(t)}, `--web.config.file=` + missing + `:`, 1},
-		{"web config invalid", []string{"--web.config.file=" + badConfig, "--web.listen-address=" + freeAddress(t)}, `--web.config.file=` + badConfig + `:`, 1},
+		{"procfs missing", []string{"--path.procfs=/nonexistent", "--web.listen-address=" + netnstest.FreeAddress(t)}, `--path.procfs=/nonexistent:`, 1},
+		{"web config missing", []string{"--web.config.file=" + missing, "--web.listen-address=" + netnstest.FreeAddress(t)}, `--web.config.file=` + missing + `:`, 1},
+		{"web config invalid", []string{"--web.config.file=" + badConfig, "--web.listen-address=" + netnstest.FreeAddress(t)}, `--web.config.file=` + badConfig + `:`, 1},
 		{"listen address occupied", []string{"--web.listen-address=" + occupied.Addr().String()}, `--web.listen-address=[` + occupied.Addr().String() + `]: address already in use; stop what listens there or choose another address`, 1},
 		{"listen address malformed", []string{"--web.listen-address=nope"}, `--web.listen-address=[nope]`, 1},
-		{"rule file with a bad expression", []string{"--rules.file=" + badRules, "--web.listen-address=" + freeAddress(t)}, badRules + `:5: group "g", rule 1: could not parse expression`, 1},
+		{"rule file with a bad expression", []string{"--rules.file=" + badRules, "--web.listen-address=" + netnstest.FreeAddress(t)}, badRules + `:5: group "g", rule 1: could not parse expression`, 1},
 		{"max requests negative", []string{"--web.max-requests=-1"}, `--web.max-requests="-1": want a whole number of at least 0`, 2},
 	}
 	for _, tt := range tests {
@@ -171,7 +161,7 @@ func asNobody(t *testing.T) []string {
 // and leaves no store of the advisor behind in its TMPDIR.
 func TestIntegrationServeStopsCleanly(t *testing.T) {
 	tmp := t.TempDir()
-	addr := freeAddress(t)
+	addr := netnstest.FreeAddress(t)
 	cmd := exec.Command(binary, "--web.listen-address="+addr, "--log.level=warn")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if err := cmd.Start(); err != nil {
@@ -214,7 +204,7 @@ func TestIntegrationServeStopsCleanly(t *testing.T) {
 // serveAndScrape starts command (the daemon, or a wrapper then the daemon)
 // and checks what it serves.
 func serveAndScrape(t *testing.T, command string, args ...string) {
-	addr := freeAddress(t)
+	addr := netnstest.FreeAddress(t)
 	cmd := exec.Command(command, append(args, "--web.listen-address="+addr, "--log.level=warn")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -329,7 +319,7 @@ func TestIntegrationAdviseQuietHost(t *testing.T) {
 }
 
 func TestAdviseBadInput(t *testing.T) {
-	closed := freeAddress(t)
+	closed := netnstest.FreeAddress(t)
 	tests := []struct {
 		args []string
 		want string

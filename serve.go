@@ -145,7 +145,7 @@ func (s *serveCommand) externalURLOrDefault() string {
 // sysctlReader reads a sysctl by its dotted name under procPath.
 func sysctlReader(procPath string) func(string) (string, error) {
 	return func(name string) (string, error) {
-		b, err := os.ReadFile(procPath + "/sys/" + strings.ReplaceAll(name, ".", "/"))
+		b, err := os.ReadFile(advisor.SysctlPath(procPath, name))
 		return string(b), err
 	}
 }

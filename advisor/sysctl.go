@@ -72,6 +72,12 @@ func WriteDropIn(w io.Writer, r Report) error {
 	return err
 }
 
+// SysctlPath returns the file of a sysctl, given by its dotted name, under
+// the proc filesystem mounted at procPath.
+func SysctlPath(procPath, name string) string {
+	return procPath + "/sys/" + strings.ReplaceAll(name, ".", "/")
+}
+
 // ErrNotRoot is returned by Apply for a user who cannot write /proc/sys.
 var ErrNotRoot = errors.New("--apply writes /proc/sys and needs root: run it as root, or leave --apply out and install the --sysctl-file drop-in")
 
@@ -82,7 +88,7 @@ func Apply(w io.Writer, procPath string, changes []SysctlChange) error {
 		return ErrNotRoot
 	}
 	for _, s := range changes {
-		path := procPath + "/sys/" + strings.ReplaceAll(s.Name, ".", "/")
+		path := SysctlPath(procPath, s.Name)
 		before, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.Name, err)

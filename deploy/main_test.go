@@ -2,9 +2,7 @@ package deploy
 
 import (
 	"bytes"
-	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 )
 
 // binary is the tcpadvisor built once for these tests.
@@ -28,16 +28,6 @@ func lookPath(t *testing.T, program, pkg string) string {
 		t.Skipf("%s not found (Debian package %s; ./test.sh installs it)", program, pkg)
 	}
 	return p
-}
-
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // serverFlags are the flags of `tcpadvisor serve`, as its help lists them,

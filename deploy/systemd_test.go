@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
 const (
@@ -251,7 +253,7 @@ func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
 		}
 	}
 
-	addr := freeAddress(t)
+	addr := netnstest.FreeAddress(t)
 	cmdline := append([]string{"-l", addr, setpriv}, priv...)
 	cmdline = append(cmdline, execStart...)
 	daemon := start(t, "tcpadvisor", exec.Command(activate, cmdline...))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,19 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// closedPort returns a local port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
-}
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+)
 
 // fireAndResolve runs cycles one second apart from start until the test
 // alert fires, five more, then until it resolves; each must take less than
@@ -54,7 +43,7 @@ func TestDeadAlertmanagerBlocksNothing(t *testing.T) {
 	e := newEngine(t, Options{
 		RuleFiles:     []string{"testdata/alerts.yml"},
 		Interval:      time.Second,
-		Alertmanagers: []string{fmt.Sprintf("http://127.0.0.1:%d", closedPort(t))},
+		Alertmanagers: []string{"http://" + netnstest.FreeAddress(t)},
 	}, reg)
 	fireAndResolve(t, e, src, t0, 200*time.Millisecond)
 	begin := time.Now()
@@ -262,7 +251,7 @@ receivers:
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	addr := netnstest.FreeAddress(t)
 	var output syncBuffer
 	cmd := exec.Command(bin,
 		"--config.file="+configFile,

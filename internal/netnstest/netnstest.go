@@ -122,3 +122,14 @@ func Churn(t *testing.T, addr string, n int) {
 		c.Close()
 	}
 }
+
+// FreeAddress returns a 127.0.0.1 ADDRESS:PORT that nothing listens on.
+func FreeAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
