@@ -234,13 +234,21 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// The advisor's first collection may be under way when the test connects,
+	// and a scrape that joins it sees the sockets from before the connection:
+	// scrape again until the test's own connection shows.
+	ownConnection := `tcpadvisor_inbound_sockets{port="` + addr[strings.LastIndex(addr, ":")+1:] + `",state="established"} 1`
 	metrics := get("/metrics")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(metrics, ownConnection) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		metrics = get("/metrics")
+	}
 	for _, name := range []string{"netstat", "sockets", "sockstat", "sysctl"} {
 		if want := fmt.Sprintf("tcpadvisor_scrape_collector_success{collector=%q} 1", name); !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", `tcpadvisor_inbound_sockets{port="` + addr[strings.LastIndex(addr, ":")+1:] + `",state="established"} 1`} {
+	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", ownConnection} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}

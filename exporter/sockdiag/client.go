@@ -103,12 +103,14 @@ func (c *Client) Dump(ctx context.Context, family uint8, states StateSet, fn fun
 	interrupted, done := false, false
 	for d := range c.received {
 		if err == nil && !done {
-			err = ctx.Err()
+			// A failed read is checked first: when the deadline passes, the
+			// read's os.ErrDeadlineExceeded says so more precisely than the
+			// context, which expires at about the same moment.
 			switch {
-			case err != nil:
-				err = fmt.Errorf("sock_diag: dump: %w", err)
 			case d.err != nil:
 				err = fmt.Errorf("sock_diag: receive: %w", d.err)
+			case ctx.Err() != nil:
+				err = fmt.Errorf("sock_diag: dump: %w", ctx.Err())
 			case d.n >= len(d.buf):
 				err = fmt.Errorf("sock_diag: datagram of %d bytes or more does not fit the receive buffer", d.n)
 			default:
