@@ -53,6 +53,8 @@ type Client struct {
 	// filled ones from the reader to the parser, in order.
 	free     chan []byte
 	received chan datagram
+	// readCgroupID makes the parser look for INET_DIAG_CGROUP_ID.
+	readCgroupID bool
 }
 
 type datagram struct {
@@ -75,6 +77,10 @@ func NewClient(conn Conn) *Client {
 	}
 	return c
 }
+
+// ReadCgroupIDs makes later dumps fill Socket.CgroupID. It costs a walk of
+// each message's attributes, so it is off until owners are wanted.
+func (c *Client) ReadCgroupIDs(on bool) { c.readCgroupID = on }
 
 // Close closes the underlying Conn.
 func (c *Client) Close() error { return c.conn.Close() }
@@ -225,6 +231,9 @@ func (c *Client) parseDatagram(b []byte, fn func(*Socket)) (done, interrupted bo
 		case unix.SOCK_DIAG_BY_FAMILY:
 			if err := parseSocket(payload, &c.sock); err != nil {
 				return false, interrupted, fmt.Errorf("sock_diag: %w", err)
+			}
+			if c.readCgroupID {
+				c.sock.CgroupID = parseCgroupID(payload[inetDiagMsgLen:])
 			}
 			fn(&c.sock)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -215,4 +216,112 @@ func TestIntegrationDumpOfUnknownFamilyIsRefused(t *testing.T) {
 	if !errors.As(err, &errno) {
 		t.Fatalf("err = %v, want a kernel errno", err)
 	}
+}
+
+func TestDumpReadsCgroupIDOnlyWhenAsked(t *testing.T) {
+	full := sock(sockdiag.Established, "10.0.0.1:41000", "10.0.0.5:6379")
+	full.Inode, full.CgroupID = 4711, 8123
+	timeWait := sock(sockdiag.TimeWait, "10.0.0.1:41001", "10.0.0.5:6379")
+	population := []sockdiag.Socket{full, timeWait}
+	for _, read := range []bool{false, true} {
+		c := sockdiag.NewClient(&sockdiagtest.Conn{Sockets: population})
+		c.ReadCgroupIDs(read)
+		got, err := dumpAll(t, c, unix.AF_INET, sockdiag.AllStates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFull := full
+		if !read {
+			wantFull.CgroupID = 0
+		}
+		if len(got) != 2 || got[0] != wantFull || got[1] != timeWait {
+			t.Errorf("ReadCgroupIDs(%v): got %+v, want %+v and %+v", read, got, wantFull, timeWait)
+		}
+	}
+}
+
+// TestIntegrationDumpReportsInodeAndCgroup finds this test's own connection
+// in the real kernel's dump with the inode of its descriptor and the ID of
+// the test's cgroup v2.
+func TestIntegrationDumpReportsInodeAndCgroup(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	file, err := client.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(file.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	wantCgroup := ownCgroupID(t)
+
+	conn, err := sockdiag.Dial()
+	if err != nil {
+		t.Skipf("cannot open NETLINK_SOCK_DIAG here: %v", err)
+	}
+	c := sockdiag.NewClient(conn)
+	defer c.Close()
+	c.ReadCgroupIDs(true)
+	var found *sockdiag.Socket
+	err = c.Dump(context.Background(), unix.AF_INET, sockdiag.Only(sockdiag.Established), func(s *sockdiag.Socket) {
+		if s.Local.String() == client.LocalAddr().String() {
+			found = new(*s)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case found == nil:
+		t.Fatal("the test's connection is not in the dump")
+	case uint64(found.Inode) != st.Ino:
+		t.Errorf("inode %d, want %d (fstat of the descriptor)", found.Inode, st.Ino)
+	case found.CgroupID != wantCgroup:
+		t.Errorf("cgroup ID %d, want %d (inode of this process's cgroup v2 directory)", found.CgroupID, wantCgroup)
+	}
+}
+
+// ownCgroupID returns the ID of the test process's cgroup v2: the inode
+// number of its directory in the cgroup2 mount (/sys/fs/cgroup, or
+// /sys/fs/cgroup/unified on a hybrid host).
+func ownCgroupID(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup: %v", err)
+	}
+	var path string
+	for line := range strings.Lines(string(b)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+			path = p
+		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Skipf("no /proc/self/mounts: %v", err)
+	}
+	var mount string
+	for line := range strings.Lines(string(mounts)) {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" && mount == "" {
+			mount = f[1]
+		}
+	}
+	if path == "" || mount == "" {
+		t.Skip("no cgroup v2 hierarchy here")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mount+path, &st); err != nil {
+		t.Skipf("cgroup v2 directory of this process: %v", err)
+	}
+	return st.Ino
 }

@@ -4,13 +4,17 @@
 //
 // It asks the kernel for no inet_diag extensions: the fixed inet_diag_msg
 // header carries everything tcpadvisor reads, and every extension would double
-// the bytes the kernel copies (see ../shared/PERF-BASELINE.md).
+// the bytes the kernel copies (see ../shared/PERF-BASELINE.md). The one
+// attribute it may read, INET_DIAG_CGROUP_ID, the kernel (5.7 and later)
+// sends with every full socket unasked; a Client parses it only when told to.
 package sockdiag
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 )
 
 // State is a TCP state as the kernel numbers it (include/net/tcp_states.h).
@@ -96,7 +100,18 @@ type Socket struct {
 	// (min(backlog, net.core.somaxconn)); for other sockets the bytes not
 	// yet acknowledged by the peer.
 	SendQueue uint32
+	// Inode is the socket's inode number, as in /proc/PID/fd/N ->
+	// socket:[Inode]; 0 for TIME_WAIT and SYN_RECV sockets, which no
+	// process holds.
+	Inode uint32
+	// CgroupID is the ID of the cgroup v2 the socket was created in
+	// (INET_DIAG_CGROUP_ID), when the Client reads it; else 0, as for
+	// TIME_WAIT and SYN_RECV sockets, which carry no attributes.
+	CgroupID uint64
 }
+
+// inetDiagCgroupID is INET_DIAG_CGROUP_ID from include/uapi/linux/inet_diag.h.
+const inetDiagCgroupID = 21
 
 // inetDiagMsgLen is sizeof(struct inet_diag_msg).
 const inetDiagMsgLen = 72
@@ -123,5 +138,24 @@ func parseSocket(b []byte, s *Socket) error {
 	}
 	s.RecvQueue = nativeEndian.Uint32(b[56:60])
 	s.SendQueue = nativeEndian.Uint32(b[60:64])
+	s.Inode = nativeEndian.Uint32(b[68:72])
+	s.CgroupID = 0
 	return nil
+}
+
+// parseCgroupID finds INET_DIAG_CGROUP_ID among the attributes that follow
+// the inet_diag_msg. It returns 0 when it is absent.
+func parseCgroupID(attrs []byte) uint64 {
+	for len(attrs) >= 4 {
+		attrLen := int(nativeEndian.Uint16(attrs[0:2]))
+		attrType := nativeEndian.Uint16(attrs[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if attrLen < 4 || attrLen > len(attrs) {
+			return 0
+		}
+		if attrType == inetDiagCgroupID && attrLen >= 12 {
+			return nativeEndian.Uint64(attrs[4:12])
+		}
+		attrs = attrs[min((attrLen+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1), len(attrs)):]
+	}
+	return 0
 }

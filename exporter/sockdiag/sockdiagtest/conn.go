@@ -18,7 +18,10 @@ import (
 )
 
 const (
-	msgLen = unix.NLMSG_HDRLEN + 72
+	// maxMsgLen is a message with its INET_DIAG_CGROUP_ID attribute.
+	maxMsgLen = unix.NLMSG_HDRLEN + 72 + cgroupAttrLen
+	// cgroupAttrLen is a struct nlattr and the u64 it carries.
+	cgroupAttrLen = 4 + 8
 	// datagramBudget is how much the fake packs into one datagram, like
 	// the kernel's 32 KiB dump skb.
 	datagramBudget = 32 << 10
@@ -131,13 +134,13 @@ func (c *Conn) Receive(b []byte) (int, error) {
 		flags = unix.NLM_F_DUMP_INTR
 	}
 	n := 0
-	for c.next < len(c.Sockets) && n+msgLen <= min(datagramBudget, len(b)) {
+	for c.next < len(c.Sockets) && n+maxMsgLen <= min(datagramBudget, len(b)) {
 		s := &c.Sockets[c.next]
 		c.next++
 		if s.Family != c.family || c.states&(1<<s.State) == 0 {
 			continue
 		}
-		n += encode(b[n:], c.header(b[n:], unix.SOCK_DIAG_BY_FAMILY, flags, msgLen), s)
+		n += encode(b[n:], c.header(b[n:], unix.SOCK_DIAG_BY_FAMILY, flags, messageLen(s)), s)
 	}
 	if c.next == len(c.Sockets) && n+unix.NLMSG_HDRLEN+4 <= len(b) {
 		h := c.header(b[n:], unix.NLMSG_DONE, flags|unix.NLM_F_MULTI, unix.NLMSG_HDRLEN+4)
@@ -157,7 +160,17 @@ func (c *Conn) header(b []byte, typ, flags uint16, length int) int {
 	return unix.NLMSG_HDRLEN
 }
 
-// encode writes s as a struct inet_diag_msg after a header of h bytes.
+// messageLen is the length of s's message: as the kernel does, only full
+// sockets (a CgroupID set) carry the INET_DIAG_CGROUP_ID attribute.
+func messageLen(s *sockdiag.Socket) int {
+	if s.CgroupID != 0 {
+		return maxMsgLen
+	}
+	return maxMsgLen - cgroupAttrLen
+}
+
+// encode writes s as a struct inet_diag_msg, and its cgroup ID attribute if
+// it has one, after a header of h bytes.
 func encode(b []byte, h int, s *sockdiag.Socket) int {
 	m := b[h : h+72]
 	clear(m)
@@ -176,8 +189,19 @@ func encode(b []byte, h int, s *sockdiag.Socket) int {
 	}
 	nativeEndian.PutUint32(m[56:60], s.RecvQueue)
 	nativeEndian.PutUint32(m[60:64], s.SendQueue)
-	return h + 72
+	nativeEndian.PutUint32(m[68:72], s.Inode)
+	if s.CgroupID == 0 {
+		return h + 72
+	}
+	a := b[h+72 : h+72+cgroupAttrLen]
+	nativeEndian.PutUint16(a[0:2], cgroupAttrLen)
+	nativeEndian.PutUint16(a[2:4], inetDiagCgroupID)
+	nativeEndian.PutUint64(a[4:12], s.CgroupID)
+	return h + 72 + cgroupAttrLen
 }
+
+// inetDiagCgroupID is INET_DIAG_CGROUP_ID.
+const inetDiagCgroupID = 21
 
 // SetReadDeadline records the deadline that Block waits for.
 func (c *Conn) SetReadDeadline(t time.Time) error {

@@ -14,10 +14,11 @@ import (
 
 // ParseFixture reads a socket population written one socket a line, as
 //
-//	STATE LOCAL REMOTE [RECV-Q SEND-Q]
+//	STATE LOCAL REMOTE [RECV-Q SEND-Q] [inode=N] [cgroup=N]
 //
 // with STATE a label value (established, time_wait, listen, ...), LOCAL and
-// REMOTE as ADDRESS:PORT ([::1]:80 for IPv6) and the queues as numbers.
+// REMOTE as ADDRESS:PORT ([::1]:80 for IPv6), the queues as numbers, and the
+// socket's inode and cgroup ID, which say who owns it.
 // Blank lines and lines starting with # are skipped. The family follows
 // LOCAL's address.
 func ParseFixture(r io.Reader) ([]sockdiag.Socket, error) {
@@ -32,11 +33,26 @@ func ParseFixture(r io.Reader) ([]sockdiag.Socket, error) {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		fields := strings.Fields(text)
-		if len(fields) != 3 && len(fields) != 5 {
-			return nil, fmt.Errorf("fixture line %d: want STATE LOCAL REMOTE [RECV-Q SEND-Q], got %q", line, text)
-		}
 		var s sockdiag.Socket
+		fields := strings.Fields(text)
+		for len(fields) > 3 && strings.Contains(fields[len(fields)-1], "=") {
+			key, value, _ := strings.Cut(fields[len(fields)-1], "=")
+			n, err := strconv.ParseUint(value, 10, 64)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("fixture line %d: %s=%q is not a number", line, key, value)
+			case key == "inode":
+				s.Inode = uint32(n)
+			case key == "cgroup":
+				s.CgroupID = n
+			default:
+				return nil, fmt.Errorf("fixture line %d: unknown field %s, want inode or cgroup", line, key)
+			}
+			fields = fields[:len(fields)-1]
+		}
+		if len(fields) != 3 && len(fields) != 5 {
+			return nil, fmt.Errorf("fixture line %d: want STATE LOCAL REMOTE [RECV-Q SEND-Q] [inode=N] [cgroup=N], got %q", line, text)
+		}
 		var ok bool
 		if s.State, ok = states[fields[0]]; !ok {
 			return nil, fmt.Errorf("fixture line %d: unknown state %q", line, fields[0])
