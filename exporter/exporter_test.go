@@ -53,11 +53,35 @@ func fixtureExporter(t testing.TB, procPath string, conn *sockdiagtest.Conn, lim
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits}, fs, conn.Dial, discard)
+	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits},
+		kernelSources{fs: fs, dial: conn.Dial, owners: ownerFixture{}}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// ownerFixture names the owners of the cgroups of testdata/sockets.txt.
+type ownerFixture struct{}
+
+func (ownerFixture) Refresh(context.Context) {}
+
+func (ownerFixture) Lookup(cgroupID uint64, _ uint32) census.Owner {
+	switch cgroupID {
+	case 10:
+		return census.Owner{Unit: "nginx.service", Process: "nginx"}
+	case 20:
+		return census.Owner{Unit: "app.service", Process: "gunicorn"}
+	case 30:
+		return census.Owner{Unit: "ssh.service", Process: "sshd"}
+	case 40:
+		return census.Owner{Unit: "debug.service", Process: "python3"}
+	case 50:
+		return census.Owner{Unit: "cache-warmer.service", Process: "warmer"}
+	case 60:
+		return census.Owner{Unit: "session-1.scope", Process: "curl"}
+	}
+	return census.UnknownOwner
 }
 
 // scrape serves e's metrics over HTTP, as Prometheus would read them.
@@ -212,7 +236,7 @@ func TestInterruptedDumpIsRetried(t *testing.T) {
 func TestDeadlineBoundsTheCollection(t *testing.T) {
 	conn := &sockdiagtest.Conn{Block: true}
 	fs, _ := procfs.NewFS("testdata/proc")
-	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, fs, conn.Dial, discard)
+	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, kernelSources{fs: fs, dial: conn.Dial}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
@@ -33,26 +34,47 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
 	}
-	return newExporter(opts, fs, sockdiag.Dial, logger)
+	return newExporter(opts, kernelSources{fs: fs, dial: sockdiag.Dial}, logger)
 }
 
-// newExporter builds the collectors named in opts over the given sources:
-// the real kernel's, or fixtures in tests.
-func newExporter(opts Options, fs procfs.FS, dial func() (sockdiag.Conn, error), logger *slog.Logger) (*Exporter, error) {
+// kernelSources are what the collectors read: the running kernel's, or
+// fixtures in tests.
+type kernelSources struct {
+	fs     procfs.FS
+	dial   func() (sockdiag.Conn, error)
+	owners OwnerResolver // nil when attribution is off
+}
+
+// newExporter builds the collectors named in opts over src.
+func newExporter(opts Options, src kernelSources, logger *slog.Logger) (*Exporter, error) {
+	collectors, err := namespaceCollectors(opts, src, nil)
+	if err != nil {
+		return nil, err
+	}
+	return New(collectors, opts.Timeout, logger), nil
+}
+
+// namespaceCollectors builds the collectors named in opts that read one
+// network namespace through src, each series labelled with constLabels.
+func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus.Labels) (map[string]Collector, error) {
 	collectors := map[string]Collector{}
 	for _, name := range opts.Collectors {
 		switch name {
 		case "sockets":
-			collectors[name] = NewSocketsCollector(dial, func() (census.EphemeralRange, error) { return readEphemeralRange(fs) }, opts.Limits)
+			collectors[name] = NewSocketsCollector(SocketsSources{
+				Dial:      src.dial,
+				Ephemeral: func() (census.EphemeralRange, error) { return readEphemeralRange(src.fs) },
+				Owners:    src.owners,
+			}, opts.Limits, constLabels)
 		case "sysctl":
-			collectors[name] = NewSysctlCollector(fs)
+			collectors[name] = NewSysctlCollector(src.fs)
 		case "netstat":
-			collectors[name] = NewNetstatCollector(fs)
+			collectors[name] = NewNetstatCollector(src.fs)
 		case "sockstat":
-			collectors[name] = NewSockstatCollector(fs)
+			collectors[name] = NewSockstatCollector(src.fs)
 		default:
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}
 	}
-	return New(collectors, opts.Timeout, logger), nil
+	return collectors, nil
 }

@@ -20,11 +20,31 @@ const maxDumpAttempts = 3
 // otherLabel is the label value of the series that sums everything past a cap.
 const otherLabel = "other"
 
+// OwnerResolver names who holds a socket, from its cgroup ID and inode:
+// exporter/owners does it from cgroupfs and /proc.
+type OwnerResolver interface {
+	// Refresh brings the resolver's caches up to date, within a bounded
+	// budget, before the lookups of a scrape.
+	Refresh(ctx context.Context)
+	// Lookup returns the owner of a socket without blocking.
+	Lookup(cgroupID uint64, inode uint32) census.Owner
+}
+
+// SocketsSources are where a SocketsCollector reads from.
+type SocketsSources struct {
+	// Dial opens a sock_diag socket in the network namespace to count.
+	Dial func() (sockdiag.Conn, error)
+	// Ephemeral reads that namespace's ephemeral port range.
+	Ephemeral func() (census.EphemeralRange, error)
+	// Owners, when set, attributes sockets to their owners.
+	Owners OwnerResolver
+}
+
 // SocketsCollector counts TCP sockets from sock_diag: by state, family and
-// class, per outbound destination and per service port.
+// class, per outbound destination and per service port, and, with an
+// OwnerResolver, per owner of each.
 type SocketsCollector struct {
-	dial      func() (sockdiag.Conn, error)
-	ephemeral func() (census.EphemeralRange, error)
+	sources SocketsSources
 
 	// mu guards what is reused from one collection to the next: the
 	// census, whose tables keep their capacity, and the sock_diag client,
@@ -48,20 +68,21 @@ type SocketsCollector struct {
 	listeningDesc         *prometheus.Desc
 	limitReachedDesc      *prometheus.Desc
 	retriesDesc           *prometheus.Desc
+	outboundOwnerDesc     *prometheus.Desc
+	inboundOwnerDesc      *prometheus.Desc
 }
 
-// NewSocketsCollector returns a collector that dumps sockets over a Conn from
-// dial, classifies them with the range from ephemeral, and bounds its series
-// by limits.
-func NewSocketsCollector(dial func() (sockdiag.Conn, error), ephemeral func() (census.EphemeralRange, error), limits census.Limits) *SocketsCollector {
+// NewSocketsCollector returns a collector that dumps sockets from sources,
+// bounds its series by limits, and puts constLabels (the netns, or nothing)
+// on every series.
+func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabels prometheus.Labels) *SocketsCollector {
 	destination := []string{"source_address", "destination_address", "destination_port"}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, constLabels)
 	}
 	return &SocketsCollector{
-		dial:      dial,
-		ephemeral: ephemeral,
-		census:    census.New(limits),
+		sources: sources,
+		census:  census.New(limits),
 
 		socketsDesc: desc("sockets",
 			"TCP sockets by address family, state and class: listener; inbound (local port is a listening port); outbound_ephemeral (local port from the ephemeral range); outbound_bound (other local port).",
@@ -98,10 +119,16 @@ func NewSocketsCollector(dial func() (sockdiag.Conn, error), ephemeral func() (c
 		listeningDesc: desc("ephemeral_ports_listening",
 			"Listening ports inside the ephemeral range and not reserved."),
 		limitReachedDesc: desc("sockets_tracking_limit_reached",
-			"1 if a hard cap of the collector's internal tables was reached in this scrape: destinations (more were summed into other) or peers (peer counts are lower bounds).",
+			"1 if a hard cap of the collector's internal tables was reached in this scrape: destinations (more were summed into other), peers (peer counts are lower bounds) or owners (more were counted as unknown).",
 			"table"),
 		retriesDesc: desc("sock_diag_dump_retries_total",
 			"Dumps repeated because the kernel interrupted them (NLM_F_DUMP_INTR) or ran out of buffer (ENOBUFS)."),
+		outboundOwnerDesc: desc("outbound_owner_sockets",
+			"Outbound TCP sockets, in any state, toward a listed destination, by owner: the systemd unit or container (owner) and the process. The top --collector.sockets.top-owners of each destination have their own series, the rest are summed into owner=\"other\". TIME_WAIT sockets have no owner in the kernel: they are given to the owner that opened new connections to the same destination in this scrape, or in the last 60 s, else to owner=\"unknown\".",
+			append(destination, "owner", "process")...),
+		inboundOwnerDesc: desc("inbound_owner_sockets",
+			"Inbound TCP sockets, in any state, on a listed service port, by owner (systemd unit or container) and process. TIME_WAIT and SYN_RECV sockets have no owner in the kernel: they are given to the owner of the port's listener, else to owner=\"unknown\".",
+			"port", "owner", "process"),
 	}
 }
 
@@ -110,17 +137,21 @@ func (c *SocketsCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	ephemeral, err := c.ephemeral()
+	ephemeral, err := c.sources.Ephemeral()
 	if err != nil {
 		return err
 	}
+	if c.sources.Owners != nil {
+		c.sources.Owners.Refresh(ctx)
+	}
 	for attempt := 1; ; attempt++ {
 		if c.client == nil {
-			conn, err := c.dial()
+			conn, err := c.sources.Dial()
 			if err != nil {
 				return err
 			}
 			c.client = sockdiag.NewClient(conn)
+			c.client.ReadCgroupIDs(c.sources.Owners != nil)
 		}
 		c.census.Reset(&ephemeral)
 		err = c.dumpAll(ctx, c.client)
@@ -146,9 +177,19 @@ func (c *SocketsCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 // everything else: classifying a socket needs every listener. A LISTEN-only
 // dump walks only the kernel's listening hash, not the established one.
 func (c *SocketsCollector) dumpAll(ctx context.Context, client *sockdiag.Client) error {
+	add := c.census.Add
+	if owners := c.sources.Owners; owners != nil {
+		add = func(s *sockdiag.Socket) {
+			var owner census.Owner
+			if s.Inode != 0 || s.CgroupID != 0 {
+				owner = owners.Lookup(s.CgroupID, s.Inode)
+			}
+			c.census.AddOwned(s, owner)
+		}
+	}
 	for _, states := range []sockdiag.StateSet{sockdiag.Only(sockdiag.Listen), sockdiag.AllStates.Without(sockdiag.Listen)} {
 		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-			err := client.Dump(ctx, family, states, c.census.Add)
+			err := client.Dump(ctx, family, states, add)
 			if family == unix.AF_INET6 && errors.Is(err, unix.ENOENT) {
 				// No IPv6 in this kernel: no IPv6 sockets either.
 				continue
@@ -192,6 +233,9 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 		if usable > 0 {
 			gauge(c.pressureDesc, float64(d.Ephemeral)/usable, labels...)
 		}
+		for _, o := range d.Owners {
+			gauge(c.outboundOwnerDesc, float64(o.Sockets), labels[0], labels[1], labels[2], o.Owner.Unit, o.Owner.Process)
+		}
 	}
 	other := []string{otherLabel, otherLabel, otherLabel}
 	c.sendOutboundStates(ch, &r.OtherDestinations.States, other)
@@ -207,6 +251,9 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 		gauge(c.queueLengthDesc, float64(p.QueueLength), port)
 		gauge(c.queueLimitDesc, float64(p.QueueLimit), port)
 		gauge(c.listenInRangeDesc, boolValue(p.InEphemeralRange), port)
+		for _, o := range p.Owners {
+			gauge(c.inboundOwnerDesc, float64(o.Sockets), port, o.Owner.Unit, o.Owner.Process)
+		}
 	}
 	c.sendInboundStates(ch, &r.OtherPorts.States, otherLabel)
 	gauge(c.queueLengthDesc, float64(r.OtherPorts.QueueLength), otherLabel)
@@ -216,6 +263,9 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 	gauge(c.listeningDesc, float64(r.ListeningInEphemeralRange))
 	gauge(c.limitReachedDesc, boolValue(r.DestinationsTruncated), "destinations")
 	gauge(c.limitReachedDesc, boolValue(r.PeersTruncated), "peers")
+	if c.sources.Owners != nil {
+		gauge(c.limitReachedDesc, boolValue(r.OwnersTruncated), "owners")
+	}
 	ch <- prometheus.MustNewConstMetric(c.retriesDesc, prometheus.CounterValue, float64(c.retries))
 }
 

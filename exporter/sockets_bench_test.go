@@ -51,7 +51,7 @@ func newSyntheticCollector(n int) *SocketsCollector {
 	ephemeral := func() (census.EphemeralRange, error) {
 		return census.EphemeralRange{Low: 32768, High: 60999}, nil
 	}
-	return NewSocketsCollector(conn.Dial, ephemeral, census.Limits{})
+	return NewSocketsCollector(SocketsSources{Dial: conn.Dial, Ephemeral: ephemeral}, census.Limits{}, nil)
 }
 
 // collectOnce runs one collection and discards its metrics.

@@ -96,6 +96,12 @@ type Limits struct {
 	// PinnedPorts are always reported when something listens on them, on
 	// top of MaxServicePorts.
 	PinnedPorts []uint16
+	// TopOwners is how many owners of each reported destination or port
+	// are named; the rest are summed into OtherOwner.
+	TopOwners int
+	// MaxTrackedOwnerRows caps the (destination or port, owner) tables.
+	// Past it, further owners are counted as unknown.
+	MaxTrackedOwnerRows int
 }
 
 // The defaults of Limits.
@@ -105,6 +111,8 @@ const (
 	DefaultMaxTrackedDestinations = 1 << 16
 	DefaultMaxTrackedPeers        = 1 << 16
 	DefaultTopPeers               = 3
+	DefaultTopOwners              = 3
+	DefaultMaxTrackedOwnerRows    = 1 << 16
 )
 
 func (l Limits) withDefaults() Limits {
@@ -122,6 +130,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TopPeers <= 0 {
 		l.TopPeers = DefaultTopPeers
+	}
+	if l.TopOwners <= 0 {
+		l.TopOwners = DefaultTopOwners
+	}
+	if l.MaxTrackedOwnerRows <= 0 {
+		l.MaxTrackedOwnerRows = DefaultMaxTrackedOwnerRows
 	}
 	return l
 }
@@ -141,7 +155,17 @@ type DestinationCount struct {
 	// Ephemeral counts the sockets, in any state, that hold a port from the
 	// ephemeral range toward this destination.
 	Ephemeral uint64
-	pinned    bool
+	// Owners are the busiest owners of the sockets toward the destination,
+	// when they were counted with AddOwned, and OtherOwner for the rest.
+	Owners []OwnerCount
+	pinned bool
+	index  int32
+	// unattributed counts the owned sockets left out of full owner tables.
+	unattributed uint64
+}
+
+func (d *DestinationCount) key() destKey {
+	return destKey{source: d.Source.As16(), address: d.Address.As16(), port: d.Port}
 }
 
 // PortCount is the inbound sockets and listeners of one service port.
@@ -161,7 +185,12 @@ type PortCount struct {
 	QueueLimit  uint64
 	// InEphemeralRange: the kernel may hand this port to connect().
 	InEphemeralRange bool
-	pinned           bool
+	// Owners are the busiest owners of the port's inbound sockets, when
+	// they were counted with AddOwned, and OtherOwner for the rest.
+	Owners []OwnerCount
+	pinned bool
+	// unattributed counts the owned sockets left out of full owner tables.
+	unattributed uint64
 }
 
 // peerKey and destKey hold addresses as plain bytes (IPv4 as IPv4-mapped),
@@ -212,6 +241,9 @@ type Census struct {
 	peersFull  bool
 	sortedDest []int32
 	sortedPort []int32
+
+	// owners is nil until the first AddOwned.
+	owners *owners
 }
 
 // New returns a Census bounded by limits.
@@ -245,17 +277,24 @@ func (c *Census) Reset(ephemeral *EphemeralRange) {
 	c.wildcardPorts = PortSet{}
 	clear(c.destIndex)
 	c.dests = c.dests[:0]
-	c.overflow = DestinationCount{}
+	c.overflow = DestinationCount{index: -1}
 	c.destsFull = false
 	clear(c.portIndex)
 	c.ports = c.ports[:0]
 	clear(c.peers)
 	c.peersFull = false
+	if c.owners != nil {
+		c.owners.reset()
+	}
 }
 
 // Add counts one socket. Every listener of the dump must be added before the
 // sockets that it classifies.
-func (c *Census) Add(s *sockdiag.Socket) {
+func (c *Census) Add(s *sockdiag.Socket) { c.add(s) }
+
+// add counts s and returns its class and, for an outbound socket toward a
+// destination of the table, the destination's index, else -1.
+func (c *Census) add(s *sockdiag.Socket) (Class, int32) {
 	family := IPv4
 	if s.Family == unix.AF_INET6 {
 		family = IPv6
@@ -264,7 +303,7 @@ func (c *Census) Add(s *sockdiag.Socket) {
 	if state > sockdiag.MaxState {
 		// A state this version does not know (the kernel reports only
 		// the ones asked for): count it nowhere rather than misfile it.
-		return
+		return Listener, -1
 	}
 	local := netip.AddrPortFrom(s.Local.Addr().Unmap(), s.Local.Port())
 	remote := s.Remote.Addr().Unmap()
@@ -285,7 +324,9 @@ func (c *Census) Add(s *sockdiag.Socket) {
 			d.Ephemeral++
 			c.inUse.Add(local.Port())
 		}
+		return class, d.index
 	}
+	return class, -1
 }
 
 func (c *Census) classify(state sockdiag.State, local netip.AddrPort) Class {
@@ -365,7 +406,7 @@ func (c *Census) destination(k destKey) *DestinationCount {
 		return &c.overflow
 	}
 	c.destIndex[k] = int32(len(c.dests))
-	c.dests = append(c.dests, DestinationCount{Destination: d, pinned: pinned})
+	c.dests = append(c.dests, DestinationCount{Destination: d, pinned: pinned, index: int32(len(c.dests))})
 	return &c.dests[len(c.dests)-1]
 }
 
@@ -395,6 +436,9 @@ type Result struct {
 	// the tables was reached in this dump.
 	DestinationsTruncated bool
 	PeersTruncated        bool
+	// OwnersTruncated reports that the owner tables were full, so that
+	// some sockets were counted as UnknownOwner's.
+	OwnersTruncated bool
 }
 
 // Result ranks and cuts the tables. The slices it returns are valid until the
@@ -409,6 +453,11 @@ func (c *Census) Result() Result {
 	}
 	r.Destinations, r.OtherDestinations = c.topDestinations()
 	r.ServicePorts, r.OtherPorts = c.topPorts()
+	if c.owners != nil {
+		c.fillDestinationOwners(r.Destinations)
+		c.fillPortOwners(r.ServicePorts)
+		r.OwnersTruncated = c.owners.full
+	}
 	for i := range c.ports {
 		if c.ports[i].Listeners > 0 && c.ports[i].InEphemeralRange {
 			r.ListeningInEphemeralRange++
