@@ -54,7 +54,7 @@ func fixtureExporter(t testing.TB, procPath string, conn *sockdiagtest.Conn, lim
 		t.Fatal(err)
 	}
 	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits},
-		kernelSources{fs: fs, dial: conn.Dial, owners: ownerFixture{}}, discard)
+		hostSources(fs, conn.Dial, ownerFixture{}), discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestInterruptedDumpIsRetried(t *testing.T) {
 func TestDeadlineBoundsTheCollection(t *testing.T) {
 	conn := &sockdiagtest.Conn{Block: true}
 	fs, _ := procfs.NewFS("testdata/proc")
-	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, kernelSources{fs: fs, dial: conn.Dial}, discard)
+	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, hostSources(fs, conn.Dial, nil), discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,16 +54,18 @@ var netstatCounters = []netstatCounter{
 // NetstatCollector exports TCP counters of /proc/net/snmp and
 // /proc/net/netstat. A counter the kernel does not have is left out.
 type NetstatCollector struct {
-	fs    procfs.FS
+	proc  func() (procfs.Proc, error)
 	descs []*prometheus.Desc
 }
 
 // NewNetstatCollector returns a collector reading the counters of the
-// process's network namespace under fs.
-func NewNetstatCollector(fs procfs.FS) *NetstatCollector {
-	c := &NetstatCollector{fs: fs}
+// network namespace of the process or thread that proc returns (procfs
+// shows a task's own namespace under /proc/TID/net), with constLabels on
+// every series.
+func NewNetstatCollector(proc func() (procfs.Proc, error), constLabels prometheus.Labels) *NetstatCollector {
+	c := &NetstatCollector{proc: proc}
 	for _, n := range netstatCounters {
-		c.descs = append(c.descs, prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", n.name), n.help+" ("+n.kernel+")", nil, nil))
+		c.descs = append(c.descs, prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", n.name), n.help+" ("+n.kernel+")", nil, constLabels))
 	}
 	return c
 }
@@ -71,9 +73,9 @@ func NewNetstatCollector(fs procfs.FS) *NetstatCollector {
 // Update reads both files; one that cannot be read fails the collector, and
 // the other's counters are still sent.
 func (c *NetstatCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
-	self, err := c.fs.Self()
+	self, err := c.proc()
 	if err != nil {
-		return fmt.Errorf("find /proc/self: %w", err)
+		return fmt.Errorf("find the process in procfs: %w", err)
 	}
 	var errs []error
 	snmp, err := self.Snmp()

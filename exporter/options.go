@@ -34,15 +34,28 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
 	}
-	return newExporter(opts, kernelSources{fs: fs, dial: sockdiag.Dial}, logger)
+	return newExporter(opts, hostSources(fs, sockdiag.Dial, nil), logger)
 }
 
 // kernelSources are what the collectors read: the running kernel's, or
 // fixtures in tests.
 type kernelSources struct {
-	fs     procfs.FS
-	dial   func() (sockdiag.Conn, error)
-	owners OwnerResolver // nil when attribution is off
+	// fs is the proc filesystem; /proc/sys/net under it shows the
+	// namespace of the thread that reads it.
+	fs procfs.FS
+	// netFS and proc show the net/ files of the namespace to read:
+	// /proc and /proc/self on the host, /proc/thread-self and
+	// /proc/TID in another namespace.
+	netFS procfs.FS
+	proc  func() (procfs.Proc, error)
+	dial  func() (sockdiag.Conn, error)
+	// owners is nil when attribution is off.
+	owners OwnerResolver
+}
+
+// hostSources reads the network namespace of the process.
+func hostSources(fs procfs.FS, dial func() (sockdiag.Conn, error), owners OwnerResolver) kernelSources {
+	return kernelSources{fs: fs, netFS: fs, proc: fs.Self, dial: dial, owners: owners}
 }
 
 // newExporter builds the collectors named in opts over src.
@@ -67,11 +80,11 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 				Owners:    src.owners,
 			}, opts.Limits, constLabels)
 		case "sysctl":
-			collectors[name] = NewSysctlCollector(src.fs)
+			collectors[name] = NewSysctlCollector(src.fs, constLabels)
 		case "netstat":
-			collectors[name] = NewNetstatCollector(src.fs)
+			collectors[name] = NewNetstatCollector(src.proc, constLabels)
 		case "sockstat":
-			collectors[name] = NewSockstatCollector(src.fs)
+			collectors[name] = NewSockstatCollector(src.netFS, constLabels)
 		default:
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}

@@ -24,11 +24,12 @@ type SockstatCollector struct {
 	mem      *prometheus.Desc
 }
 
-// NewSockstatCollector returns a collector reading /proc/net/sockstat{,6}
-// under fs.
-func NewSockstatCollector(fs procfs.FS) *SockstatCollector {
+// NewSockstatCollector returns a collector reading net/sockstat{,6} under
+// fs (/proc, or /proc/thread-self for the calling thread's network
+// namespace), with constLabels on every series.
+func NewSockstatCollector(fs procfs.FS, constLabels prometheus.Labels) *SockstatCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "sockstat", name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "sockstat", name), help, labels, constLabels)
 	}
 	return &SockstatCollector{
 		fs:       fs,

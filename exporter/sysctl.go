@@ -49,18 +49,20 @@ type SysctlCollector struct {
 	reservedIn *prometheus.Desc
 }
 
-// NewSysctlCollector returns a collector reading /proc/sys under fs.
-func NewSysctlCollector(fs procfs.FS) *SysctlCollector {
+// NewSysctlCollector returns a collector reading /proc/sys under fs, with
+// constLabels on every series. The kernel resolves /proc/sys/net in the
+// network namespace of the thread that opens the file.
+func NewSysctlCollector(fs procfs.FS, constLabels prometheus.Labels) *SysctlCollector {
 	c := &SysctlCollector{fs: fs}
 	for _, m := range sysctlMetrics {
 		name := m.name
 		if name == "" {
 			name = "sysctl_" + strings.ReplaceAll(m.sysctl, ".", "_")
 		}
-		c.descs = append(c.descs, prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), m.help+" ("+m.sysctl+")", nil, nil))
+		c.descs = append(c.descs, prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), m.help+" ("+m.sysctl+")", nil, constLabels))
 	}
 	desc := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, nil, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, nil, constLabels)
 	}
 	c.rangeMin = desc("sysctl_net_ipv4_ip_local_port_range_min", "First port of the ephemeral range (net.ipv4.ip_local_port_range).")
 	c.rangeMax = desc("sysctl_net_ipv4_ip_local_port_range_max", "Last port of the ephemeral range (net.ipv4.ip_local_port_range).")
