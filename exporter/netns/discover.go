@@ -158,7 +158,7 @@ func discover(procPath, runNetns string, max int, namer func(pid int) string, st
 			d.Unreadable++
 			continue
 		case dev != hostDev:
-			continue // only a fixture can get here: ns/net is always on nsfs
+			continue // not a namespace: procPath is no procfs
 		}
 		id := nsID{dev, ino}
 		if f := byID[id]; f != nil {
