@@ -134,8 +134,17 @@ func parseStat(b []byte) (comm []byte, start uint64, ok bool) {
 			j = len(fields)
 		}
 		if i == 19 {
-			start, err := strconv.ParseUint(string(bytes.TrimSpace(fields[:j])), 10, 64)
-			return comm, start, err == nil
+			field := bytes.TrimSpace(fields[:j])
+			if len(field) == 0 || len(field) > 19 {
+				return nil, 0, false
+			}
+			for _, c := range field {
+				if c < '0' || c > '9' {
+					return nil, 0, false
+				}
+				start = start*10 + uint64(c-'0')
+			}
+			return comm, start, true
 		}
 		fields = fields[j:]
 	}
