@@ -301,6 +301,11 @@ func (r *Resolver) Refresh(ctx context.Context) {
 // walkCgroups maps the id of every cgroup to its unit. A cgroup's id is the
 // inode number of its directory (the kernfs node id).
 func (r *Resolver) walkCgroups() {
+	// The pending cgroups are entries of the map about to be replaced.
+	for _, cg := range r.pending {
+		cg.pending = false
+	}
+	r.pending = r.pending[:0]
 	root := r.cgroupPath
 	if !r.isCgroup2(root) {
 		root += "/unified"
@@ -346,11 +351,6 @@ func (r *Resolver) walkCgroups() {
 	if err != nil {
 		r.cgroupUp = false
 	}
-	// The pending list points into the old map.
-	for _, cg := range r.pending {
-		cg.pending = false
-	}
-	r.pending = r.pending[:0]
 	r.cgroups = cgroups
 	for _, id := range r.unknownCgroups[:r.nUnknown] {
 		if _, ok := cgroups[id]; !ok {

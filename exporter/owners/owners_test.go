@@ -21,12 +21,12 @@ const allCaps = "000001ffffffffff"
 
 // fixture is a /proc and a cgroup v2 tree in a temporary directory.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	proc   string
 	cgroup string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{t: t, proc: filepath.Join(dir, "proc"), cgroup: filepath.Join(dir, "cgroup")}
@@ -104,7 +104,7 @@ func (f *fixture) cgroupDir(path string, pids ...int) uint64 {
 	return inodeOf(f.t, dir)
 }
 
-func inodeOf(t *testing.T, path string) uint64 {
+func inodeOf(t testing.TB, path string) uint64 {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
