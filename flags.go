@@ -142,6 +142,13 @@ type collectorFlags struct {
 	topPeers        *int
 	pinDestinations *[]netip.AddrPort
 	pinPorts        *[]uint16
+	owners          *bool
+	topOwners       *int
+	ownersBudget    *int
+	cgroupPath      *string
+	netns           *bool
+	netnsMax        *int
+	runNetnsPath    *string
 }
 
 func addCollectorFlags(app *kingpin.Application) *collectorFlags {
@@ -174,6 +181,21 @@ func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 			p, err := strconv.ParseUint(s, 10, 16)
 			return uint16(p), err == nil && p > 0
 		})
+	f.owners = app.Flag("collector.sockets.owners",
+		"Attribute the sockets of each reported destination and service port to their owner: the systemd unit or container (from the socket's cgroup) and the process (from /proc/PID/fd). --no-collector.sockets.owners turns it off.").Default("true").Bool()
+	f.topOwners = intFlag(app, "collector.sockets.top-owners",
+		"Owners named per reported destination or service port; the rest are summed into owner=\"other\".",
+		census.DefaultTopOwners, 1)
+	f.ownersBudget = intFlag(app, "collector.sockets.owners.processes-per-scrape",
+		"Processes whose file descriptors one scrape reads at most, to map socket inodes to processes; on a busier host the map is refreshed over several scrapes.",
+		500, 1)
+	f.cgroupPath = app.Flag("path.cgroupfs", "Mount point of the cgroup filesystem: cgroup v2 there, or at its unified/ subdirectory on a hybrid host.").Default("/sys/fs/cgroup").String()
+	f.netns = app.Flag("collector.netns",
+		"Collect the sockets, sysctl, netstat and sockstat metrics of every network namespace of the host (from /proc/*/ns/net and /run/netns), each series labelled netns. Needs CAP_SYS_ADMIN and CAP_SYS_PTRACE.").Default("false").Bool()
+	f.netnsMax = intFlag(app, "collector.netns.max",
+		"Network namespaces collected at most, the exporter's own first; the rest are counted in tcpadvisor_netns_over_limit.",
+		64, 1)
+	f.runNetnsPath = app.Flag("path.run-netns", "Where ip netns keeps named network namespaces.").Default("/run/netns").String()
 	return f
 }
 
@@ -189,7 +211,14 @@ func (f *collectorFlags) options() exporter.Options {
 			TopPeers:           *f.topPeers,
 			PinnedDestinations: *f.pinDestinations,
 			PinnedPorts:        *f.pinPorts,
+			TopOwners:          *f.topOwners,
 		},
+		Owners:           *f.owners,
+		OwnersScanBudget: *f.ownersBudget,
+		CgroupPath:       *f.cgroupPath,
+		Netns:            *f.netns,
+		NetnsMax:         *f.netnsMax,
+		RunNetnsPath:     *f.runNetnsPath,
 	}
 	for _, name := range exporter.CollectorNames {
 		if *f.enabled[name] {

@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,9 +16,10 @@ import (
 )
 
 const (
-	serviceFile  = "systemd/tcpadvisor.service"
-	socketFile   = "systemd/tcpadvisor.socket"
-	defaultsFile = "systemd/tcpadvisor.default"
+	serviceFile     = "systemd/tcpadvisor.service"
+	socketFile      = "systemd/tcpadvisor.socket"
+	netnsDropInFile = "systemd/tcpadvisor-netns.conf"
+	defaultsFile    = "systemd/tcpadvisor.default"
 	// installedBinary is where the unit, and the Debian package, put the
 	// binary.
 	installedBinary = "/usr/bin/tcpadvisor"
@@ -142,8 +145,8 @@ func TestSystemdServiceSettings(t *testing.T) {
 		"Service.EnvironmentFile":         "-/etc/default/tcpadvisor",
 		"Service.ExecStart":               installedBinary + " serve --web.systemd-socket $ARGS",
 		"Service.DynamicUser":             "yes",
-		"Service.CapabilityBoundingSet":   "",
-		"Service.AmbientCapabilities":     "",
+		"Service.CapabilityBoundingSet":   "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
+		"Service.AmbientCapabilities":     "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
 		"Service.NoNewPrivileges":         "yes",
 		"Service.ProtectSystem":           "strict",
 		"Service.ProtectHome":             "yes",
@@ -159,7 +162,7 @@ func TestSystemdServiceSettings(t *testing.T) {
 	if got := u["Service.SystemCallFilter"]; len(got) == 0 || got[0] != "@system-service" {
 		t.Errorf("%s: SystemCallFilter=%q, want @system-service first", serviceFile, got)
 	}
-	for _, key := range []string{"Service.PrivateNetwork", "Service.ProcSubset", "Service.User"} {
+	for _, key := range []string{"Service.PrivateNetwork", "Service.ProcSubset", "Service.User", "Service.PrivateUsers"} {
 		if v, ok := u[key]; ok {
 			t.Errorf("%s: %s=%s must not be set", serviceFile, key, v)
 		}
@@ -217,9 +220,68 @@ func TestSystemdFlagsAreReal(t *testing.T) {
 // would, as far as that can be done without systemd: the socket is bound
 // first and passed to the daemon (systemd-socket-activate), which runs the
 // unit's ExecStart with the environment file's ARGS, as an unprivileged
-// user standing for the dynamic one, with the unit's capabilities (none)
-// and no new privileges (setpriv). Every collector must succeed.
+// user standing for the dynamic one, with the unit's capabilities and no
+// new privileges (setpriv). Every collector must succeed, and owners be
+// attributed from both sources.
 func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
+	metrics := runUnitUnprivileged(t, readUnit(t, serviceFile))
+	for _, want := range []string{
+		`tcpadvisor_scrape_collector_success{collector="netstat"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="owners"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="sockets"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="sockstat"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="sysctl"} 1`,
+		`tcpadvisor_owner_attribution_up{source="cgroup"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, capability := range []string{"CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"} {
+		if missing := `tcpadvisor_owner_attribution_missing{missing="` + capability + `"} 1`; strings.Contains(metrics, missing) {
+			t.Errorf("with the unit's capabilities, metrics say %s", missing)
+		}
+	}
+}
+
+// TestIntegrationSystemdNetnsDropIn runs the service with the netns
+// drop-in's capabilities on top of the unit's, and --collector.netns: the
+// namespaces are entered and collected, the host's and a test's own.
+func TestIntegrationSystemdNetnsDropIn(t *testing.T) {
+	u := readUnit(t, serviceFile)
+	dropIn := readUnit(t, netnsDropInFile)
+	for _, key := range []string{"Service.CapabilityBoundingSet", "Service.AmbientCapabilities"} {
+		u[key] = []string{u.one(t, key) + " " + dropIn.one(t, key)}
+	}
+	if got := dropIn["Service.RestrictNamespaces"]; !slices.Equal(got, []string{"", "net"}) {
+		t.Errorf("%s: RestrictNamespaces=%q, want a reset then net", netnsDropInFile, got)
+	}
+	if got := dropIn.one(t, "Service.SystemCallFilter"); got != "setns" {
+		t.Errorf("%s: SystemCallFilter=%s, want setns", netnsDropInFile, got)
+	}
+	name := fmt.Sprintf("tcpadv-deploy-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+
+	metrics := runUnitUnprivileged(t, u, "--collector.netns")
+	for _, want := range []string{
+		`tcpadvisor_scrape_collector_success{collector="netns"} 1`,
+		`tcpadvisor_netns_collector_success{collector="sockets",netns="host"} 1`,
+		`tcpadvisor_netns_collector_success{collector="sockets",netns="` + name + `"} 1`,
+		`tcpadvisor_netns_collector_success{collector="sysctl",netns="` + name + `"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// runUnitUnprivileged starts the daemon as unit u would run it, with
+// extraArgs after its ARGS, and returns its metrics.
+func runUnitUnprivileged(t *testing.T, u unit, extraArgs ...string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch to nobody with setpriv")
 	}
@@ -230,7 +292,6 @@ func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	u := readUnit(t, serviceFile)
 	priv := []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--bounding-set=-all" + capList(u.one(t, "Service.CapabilityBoundingSet"))}
 	if ambient := capList(u.one(t, "Service.AmbientCapabilities")); ambient != "" {
 		priv = append(priv, "--inh-caps=-all"+ambient, "--ambient-caps=-all"+ambient)
@@ -248,6 +309,7 @@ func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
 			execStart = append(execStart, binary)
 		case "$ARGS":
 			execStart = append(execStart, args...)
+			execStart = append(execStart, extraArgs...)
 		default:
 			execStart = append(execStart, f)
 		}
@@ -260,16 +322,13 @@ func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
 	// systemd-socket-activate starts the daemon at the first connection,
 	// which waits in the socket's queue: the first GET is answered.
 	daemon.waitReady(t, "http://"+addr+"/")
-	metrics := get(t, "http://"+addr+"/metrics")
-	for _, name := range []string{"netstat", "sockets", "sockstat", "sysctl"} {
-		if want := `tcpadvisor_scrape_collector_success{collector="` + name + `"} 1`; !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
 	out, err := exec.Command("ps", "-o", "user=,comm=", "-p", strconv.Itoa(daemon.cmd.Process.Pid)).Output()
 	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "nobody tcpadvisor" {
 		t.Errorf("ps says the daemon is %q (%v), want nobody running tcpadvisor", out, err)
 	}
+	// The first scrape may run while attribution makes its first pass.
+	get(t, "http://"+addr+"/metrics")
+	return get(t, "http://"+addr+"/metrics")
 }
 
 // capList turns a unit's capability list (CAP_NET_ADMIN CAP_...) into

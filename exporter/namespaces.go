@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
 )
 
@@ -38,6 +36,7 @@ type NamespacesCollector struct {
 
 	discoveredDesc *prometheus.Desc
 	overLimitDesc  *prometheus.Desc
+	unreadableDesc *prometheus.Desc
 	successDesc    *prometheus.Desc
 	durationDesc   *prometheus.Desc
 }
@@ -71,6 +70,8 @@ func NewNamespacesCollector(
 			"Network namespaces found on the host (from /proc/*/ns/net and /run/netns), those past --collector.netns.max included."),
 		overLimitDesc: desc("over_limit",
 			"Network namespaces found past --collector.netns.max and not collected."),
+		unreadableDesc: desc("processes_unreadable",
+			"Processes whose /proc/PID/ns/net the exporter could not read (it needs CAP_SYS_PTRACE for other users' processes): namespaces held only by them are not found."),
 		successDesc: desc("collector_success",
 			"Whether the collector succeeded in the network namespace in this scrape (1) or failed (0), also when the namespace could not be entered.",
 			NetnsLabel, "collector"),
@@ -96,6 +97,7 @@ func (c *NamespacesCollector) Update(ctx context.Context, ch chan<- prometheus.M
 	}
 	ch <- prometheus.MustNewConstMetric(c.discoveredDesc, prometheus.GaugeValue, float64(len(found.Namespaces)+found.Overflow))
 	ch <- prometheus.MustNewConstMetric(c.overLimitDesc, prometheus.GaugeValue, float64(found.Overflow))
+	ch <- prometheus.MustNewConstMetric(c.unreadableDesc, prometheus.GaugeValue, float64(found.Unreadable))
 
 	current := map[namespaceKey]bool{}
 	for _, ns := range found.Namespaces {
@@ -182,7 +184,3 @@ func closeCollectors(collectors map[string]Collector) {
 type sharedOwners struct{ OwnerResolver }
 
 func (sharedOwners) Refresh(context.Context) {}
-
-var errNoNamespaces = errors.New("no network namespace to collect")
-
-var _ = census.Owner{}

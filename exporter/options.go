@@ -3,12 +3,20 @@ package exporter
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"golang.org/x/sys/unix"
 )
 
 // CollectorNames lists every collector, as named in the collector label and
@@ -25,16 +33,103 @@ type Options struct {
 	Timeout time.Duration
 	// Limits bound the sockets collector's series.
 	Limits census.Limits
+	// Netns collects every network namespace of the host, each series
+	// labelled netns, rather than the process's own only.
+	Netns bool
+	// NetnsMax caps the namespaces collected; RunNetnsPath is where
+	// ip netns keeps named ones.
+	NetnsMax     int
+	RunNetnsPath string
+	// Owners attributes sockets to their owners; OwnersScanBudget is how
+	// many processes' file descriptors each scrape reads at most, and
+	// CgroupPath where cgroup v2 is mounted ("" finds it).
+	Owners           bool
+	OwnersScanBudget int
+	CgroupPath       string
 }
 
-// NewFromOptions returns an Exporter reading the kernel the process runs on,
-// in the network namespace of the process.
+// NewFromOptions returns an Exporter reading the kernel the process runs on:
+// the network namespace of the process, or with opts.Netns every one.
 func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	fs, err := procfs.NewFS(opts.ProcPath)
 	if err != nil {
 		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
 	}
-	return newExporter(opts, hostSources(fs, sockdiag.Dial, nil), logger)
+	// The owners collector reports what attribution can see; it runs
+	// beside the others, whether they read one namespace or all.
+	collectors := map[string]Collector{}
+	var resolver OwnerResolver
+	if opts.Owners {
+		r := owners.New(owners.Options{
+			ProcPath:           opts.ProcPath,
+			CgroupPath:         opts.CgroupPath,
+			ProcessesPerScrape: opts.OwnersScanBudget,
+		})
+		resolver = ownerResolver{r}
+		collectors["owners"] = NewOwnersCollector(r.Status)
+	}
+	if !opts.Netns {
+		host, err := namespaceCollectors(opts, hostSources(fs, sockdiag.Dial, resolver), nil)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(collectors, host)
+		return New(collectors, opts.Timeout, logger), nil
+	}
+	threadFS, err := procfs.NewFS(filepath.Join(opts.ProcPath, "thread-self"))
+	if err != nil {
+		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
+	}
+	namespaceSources := kernelSources{
+		fs:    fs,
+		netFS: threadFS,
+		proc:  func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
+		dial:  sockdiag.Dial,
+	}
+	if resolver != nil {
+		namespaceSources.owners = sharedOwners{resolver}
+	}
+	collectors["netns"] = NewNamespacesCollector(
+		func() (netns.Discovery, error) {
+			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
+		},
+		netns.Do,
+		func(ns netns.Namespace) (map[string]Collector, error) {
+			return namespaceCollectors(opts, namespaceSources, prometheus.Labels{NetnsLabel: ns.Name})
+		},
+		resolver)
+	return New(collectors, opts.Timeout, logger), nil
+}
+
+// unitOfPID names the unit or container a process runs in, from its cgroup,
+// to label the network namespace it holds; "" when unknown.
+func unitOfPID(procPath string, pid int) string {
+	b, err := os.ReadFile(filepath.Join(procPath, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return ""
+	}
+	// The cgroup v2 line, 0::PATH, else the first v1 line that has a path.
+	var path string
+	for line := range strings.Lines(string(b)) {
+		fields := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(fields) != 3 {
+			continue
+		}
+		if fields[0] == "0" || path == "" || path == "/" {
+			path = fields[2]
+		}
+	}
+	if path == "" || path == "/" {
+		return ""
+	}
+	return owners.UnitFromCgroupPath(path)
+}
+
+// ownerResolver adapts an owners.Resolver to the census's Owner type.
+type ownerResolver struct{ *owners.Resolver }
+
+func (r ownerResolver) Lookup(cgroupID uint64, inode uint32) census.Owner {
+	return census.Owner(r.Resolver.Lookup(cgroupID, inode))
 }
 
 // kernelSources are what the collectors read: the running kernel's, or
