@@ -133,10 +133,24 @@ func TestIntegrationServe(t *testing.T) {
 
 // TestIntegrationServeUnprivileged runs the daemon as nobody with no
 // capability at all: sock_diag and /proc need none, so every collector still
-// succeeds.
+// succeeds, and the owners collector says which capabilities it lacks to name
+// other users' processes.
 func TestIntegrationServeUnprivileged(t *testing.T) {
 	nobody := asNobody(t)
-	serveAndScrape(t, nobody[0], append(nobody[1:], binary)...)
+	metrics := serveAndScrape(t, nobody[0], append(nobody[1:], binary)...)
+	for _, want := range []string{
+		`tcpadvisor_scrape_collector_success{collector="owners"} 1`,
+		`tcpadvisor_owner_attribution_up{source="process"} 0`,
+		`tcpadvisor_owner_attribution_missing{missing="CAP_SYS_PTRACE"} 1`,
+		`tcpadvisor_owner_attribution_missing{missing="CAP_DAC_READ_SEARCH"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^tcpadvisor_owner_processes_unreadable [1-9]`).MatchString(metrics) {
+		t.Error("metrics do not count the processes nobody cannot read")
+	}
 }
 
 // asNobody returns the command line prefix that runs a program as nobody
@@ -201,9 +215,9 @@ func TestIntegrationServeStopsCleanly(t *testing.T) {
 	}
 }
 
-// serveAndScrape starts command (the daemon, or a wrapper then the daemon)
-// and checks what it serves.
-func serveAndScrape(t *testing.T, command string, args ...string) {
+// serveAndScrape starts command (the daemon, or a wrapper then the daemon),
+// checks what it serves, and returns its metrics.
+func serveAndScrape(t *testing.T, command string, args ...string) string {
 	addr := netnstest.FreeAddress(t)
 	cmd := exec.Command(command, append(args, "--web.listen-address="+addr, "--log.level=warn")...)
 	var stderr bytes.Buffer
@@ -265,6 +279,7 @@ func serveAndScrape(t *testing.T, command string, args ...string) {
 	if report := get("/advice?format=json"); !strings.Contains(report, `"generated_at"`) || !strings.Contains(report, `"advice": [`) {
 		t.Errorf("/advice?format=json is not a report:\n%s", report)
 	}
+	return metrics
 }
 
 // TestIntegrationAdvise runs the daemon in a namespace of its own with the

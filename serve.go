@@ -93,7 +93,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	}
 	logger.Info("starting tcpadvisor", "version", version.Info(), "build_context", version.BuildContext())
 	if os.Geteuid() == 0 {
-		logger.Warn("running as root: tcpadvisor reads sock_diag and /proc as any user; run it as an unprivileged user")
+		logger.Warn("running as root: tcpadvisor needs no more than CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (to name socket owners), and CAP_SYS_ADMIN with --collector.netns; run it as an unprivileged user with those (deploy/systemd)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,18 +1,24 @@
 package exporter
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
@@ -345,4 +351,115 @@ func TestIntegrationPortPressure(t *testing.T) {
 		t.Errorf("connect() succeeded %d times toward one destination, want %d (the usable ports)", opened, usable)
 	}
 	expect(t, gather(t, e), map[string]float64{ratio: 1})
+}
+
+// ownerHelperEnv makes the test binary a client for
+// TestIntegrationOwners: it waits for a line on stdin, opens the number of
+// connections the variable gives to the address in ownerAddrEnv, says "ok"
+// and holds them until stdin closes.
+const (
+	ownerHelperEnv = "TCPADVISOR_TEST_OWNER_CONNECTIONS"
+	ownerAddrEnv   = "TCPADVISOR_TEST_OWNER_ADDR"
+)
+
+func TestMain(m *testing.M) {
+	if n, _ := strconv.Atoi(os.Getenv(ownerHelperEnv)); n > 0 {
+		in := bufio.NewReader(os.Stdin)
+		in.ReadString('\n')
+		var conns []net.Conn
+		for range n {
+			c, err := net.Dial("tcp4", os.Getenv(ownerAddrEnv))
+			if err != nil {
+				fmt.Println(err)
+				os.Exit(1)
+			}
+			conns = append(conns, c)
+		}
+		fmt.Println("ok")
+		io.Copy(io.Discard, in)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// cgroup2Mount returns where the cgroup v2 hierarchy is mounted, or "".
+func cgroup2Mount(t *testing.T) string {
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(mounts)) {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// TestIntegrationOwners starts a client process in a cgroup v2 of its own,
+// named as a systemd service, and checks that the sockets it opens toward a
+// local server are reported with that unit and the client's process name.
+// It runs in the host's namespaces: ip netns exec, which netnstest.Enter
+// uses, remounts /sys and hides the cgroup hierarchy. The destination is
+// pinned so that it is reported however busy the host.
+func TestIntegrationOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a cgroup; run ./test.sh as root")
+	}
+	mount := cgroup2Mount(t)
+	if mount == "" {
+		t.Skip("no cgroup v2 hierarchy on this machine to put the client in")
+	}
+	unit := fmt.Sprintf("tcpadvisor-test-%d.service", os.Getpid())
+	cgroup := filepath.Join(mount, unit)
+	if err := os.Mkdir(cgroup, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup v2 child: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(cgroup) })
+
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+	const connections = 5
+	client := exec.Command(os.Args[0])
+	client.Env = append(os.Environ(), fmt.Sprintf("%s=%d", ownerHelperEnv, connections), ownerAddrEnv+"="+ln.Addr().String())
+	stdin, err := client.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := client.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the client ends before its cgroup goes.
+	t.Cleanup(func() {
+		stdin.Close()
+		client.Wait()
+	})
+	// A socket belongs to the cgroup of the task that creates it: move
+	// the client before it connects.
+	if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(client.Process.Pid)), 0o644); err != nil {
+		t.Skipf("cannot move a process into a cgroup v2 child: %v", err)
+	}
+	fmt.Fprintln(stdin)
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ok\n" {
+		t.Fatalf("the client did not connect: %q", line)
+	}
+
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	e, err := NewFromOptions(Options{
+		ProcPath: "/proc", Collectors: CollectorNames, Timeout: 5 * time.Second, Owners: true,
+		Limits: census.Limits{PinnedDestinations: []netip.AddrPort{server}},
+	}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := server.Port()
+	key := fmt.Sprintf(`tcpadvisor_outbound_owner_sockets{destination_address="127.0.0.1",destination_port="%d",owner=%q,process=%q,source_address="127.0.0.1"}`,
+		port, unit, filepath.Base(os.Args[0]))
+	expect(t, gather(t, e), map[string]float64{
+		key: connections,
+		`tcpadvisor_owner_attribution_up{source="cgroup"}`: 1,
+	})
 }

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -65,6 +66,11 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 			CgroupPath:         opts.CgroupPath,
 			ProcessesPerScrape: opts.OwnersScanBudget,
 		})
+		// A first pass now, so that the first scrape's status is
+		// already the real one.
+		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
+		r.Refresh(ctx)
+		cancel()
 		resolver = ownerResolver{r}
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
