@@ -4,7 +4,10 @@
 // showing the advice is the renderers' (advisor/render).
 package advisor
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // ID names an advice. It is the `advice` label of the rules, the anchor of
 // its section in docs/advice.md, and a public API: silences and users'
@@ -61,6 +64,23 @@ type Advice struct {
 	// Sysctls are the sysctl changes this advice justifies, if any.
 	Sysctls    []SysctlChange `json:"sysctls"`
 	RunbookURL string         `json:"runbook_url"`
+	// Owner is who holds most of the sockets the advice is about, when
+	// the exporter attributes sockets to owners and knows this one.
+	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Owner is a systemd unit or container and a process name, as the exporter
+// attributes sockets (tcpadvisor_outbound_owner_sockets,
+// tcpadvisor_inbound_owner_sockets).
+type Owner struct {
+	Unit    string  `json:"unit"`
+	Process string  `json:"process"`
+	Sockets float64 `json:"sockets"`
+}
+
+// String names the owner as the advice's text does.
+func (o Owner) String() string {
+	return fmt.Sprintf("%s (process %s)", o.Unit, o.Process)
 }
 
 // Evidence is one measured value behind an advice.

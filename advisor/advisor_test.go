@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +219,68 @@ net.ipv4.ip_local_reserved_ports = 8080,27017,45000
 `
 	if b.String() != want {
 		t.Errorf("drop-in:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestAdviceNamesTheOwner: with owner series, the advice names the unit and
+// process that open the connections, and keeps the fixes for that kind of
+// process; without them, it speaks of the host and keeps every fix.
+func TestAdviceNamesTheOwner(t *testing.T) {
+	ownerSamples := func(process string) []engine.Sample {
+		return []engine.Sample{
+			{Labels: map[string]string{"owner": "unknown", "process": "unknown"}, Value: 500},
+			{Labels: map[string]string{"owner": "redis-client.service", "process": process}, Value: 300},
+			{Labels: map[string]string{"owner": "cache-warmer.service", "process": "warmer"}, Value: 2},
+		}
+	}
+	redisOwners := `tcpadvisor_outbound_owner_sockets{` + scope + `,source_address="10.0.0.1",destination_address="10.0.0.5",destination_port="6379"}`
+	upstream := map[string]string{"source_address": "127.0.0.1", "destination_address": "127.0.0.1", "destination_port": "5000"}
+	upstreamOwners := `tcpadvisor_outbound_owner_sockets{` + scope + `,source_address="127.0.0.1",destination_address="127.0.0.1",destination_port="5000"}`
+	tests := []struct {
+		name, id    string
+		target      map[string]string
+		query       string
+		owners      []engine.Sample
+		wantText    string
+		wantOwner   *Owner
+		wantFixLang []string
+	}{
+		{"python pool", "pool", redis, redisOwners, ownerSamples("python3"),
+			"Unit redis-client.service (process python3) on this host opens a new TCP connection to 10.0.0.5:6379",
+			&Owner{Unit: "redis-client.service", Process: "python3", Sockets: 300}, []string{"python"}},
+		{"unrecognised process", "pool", redis, redisOwners, ownerSamples("redis-bench"),
+			"Unit redis-client.service (process redis-bench) on this host opens",
+			&Owner{Unit: "redis-client.service", Process: "redis-bench", Sockets: 300}, []string{"go", "python"}},
+		{"no owners", "pool", redis, redisOwners, nil,
+			"This host opens a new TCP connection", nil, []string{"go", "python"}},
+		{"nginx without upstream keepalive", "upstream-keepalive", upstream, upstreamOwners,
+			[]engine.Sample{{Labels: map[string]string{"owner": "nginx.service", "process": "nginx"}, Value: 900}},
+			"Unit nginx.service (process nginx) on this host opens a new HTTP connection to 127.0.0.1:5000",
+			&Owner{Unit: "nginx.service", Process: "nginx", Sockets: 900}, []string{"nginx"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{alerts: []engine.Alert{alert("A", tt.id, "warning", "firing", tt.target)}, answers: hostSysctls(2)}
+			src.answers[tt.query] = tt.owners
+			adv := newAdvisor(src, "").Report(context.Background(), since.Add(time.Hour)).Advice[0]
+			if !strings.Contains(adv.Recommendation, tt.wantText) {
+				t.Errorf("recommendation %q lacks %q", adv.Recommendation, tt.wantText)
+			}
+			if (adv.Owner == nil) != (tt.wantOwner == nil) || adv.Owner != nil && *adv.Owner != *tt.wantOwner {
+				t.Errorf("owner %+v, want %+v", adv.Owner, tt.wantOwner)
+			}
+			var languages []string
+			for _, f := range adv.Fixes {
+				languages = append(languages, f.Language)
+			}
+			if !slices.Equal(languages, tt.wantFixLang) {
+				t.Errorf("fixes in %v, want %v", languages, tt.wantFixLang)
+			}
+			if tt.owners != nil && !slices.ContainsFunc(adv.Evidence, func(e Evidence) bool {
+				return e.Name == "sockets held by "+tt.wantOwner.Unit && e.Value == tt.wantOwner.Sockets
+			}) {
+				t.Errorf("evidence lacks the owner's sockets: %+v", adv.Evidence)
+			}
+		})
 	}
 }

@@ -134,7 +134,12 @@ func (a *Advisor) advise(ctx context.Context, alert engine.Alert) Advice {
 	for _, q := range e.evidence(t) {
 		adv.Evidence = append(adv.Evidence, a.evidence(ctx, q, scope)...)
 	}
+	if q, ok := t.ownersQuery(); ok {
+		adv.Owner = a.owner(ctx, scoped(q, scope))
+		adv.Evidence = append(adv.Evidence, a.evidence(ctx, evidenceQuery{name: "sockets held by", expr: q, by: "owner"}, scope)...)
+	}
 	f := a.facts(ctx, scope)
+	f.owner = adv.Owner
 	adv.Recommendation = e.recommendation(t, f)
 	if e.fixes != nil {
 		adv.Fixes = e.fixes(t, f)
@@ -211,8 +216,31 @@ func (a *Advisor) evidence(ctx context.Context, q evidenceQuery, scope string) [
 	return out
 }
 
-// facts are the host's settings the fixes depend on.
+// owner returns the busiest owner that query finds, other than "unknown"
+// and "other", or nil.
+func (a *Advisor) owner(ctx context.Context, query string) *Owner {
+	samples, err := a.source.Query(ctx, query)
+	if err != nil {
+		a.logger.Warn("owner query failed", "query", query, "err", err)
+		return nil
+	}
+	var best *Owner
+	for _, s := range samples {
+		unit, process := s.Labels["owner"], s.Labels["process"]
+		if unit == "unknown" || unit == "other" || s.Value == 0 {
+			continue
+		}
+		if best == nil || s.Value > best.Sockets || s.Value == best.Sockets && unit < best.Unit {
+			best = &Owner{Unit: unit, Process: process, Sockets: s.Value}
+		}
+	}
+	return best
+}
+
+// facts are the host's settings the fixes depend on, and who owns the
+// sockets.
 type facts struct {
+	owner *Owner
 	twReuse, timestamps       int
 	rangeMin, rangeMax        int
 	reservedPorts             string

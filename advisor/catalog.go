@@ -36,6 +36,52 @@ func (t target) destination() string {
 	return addr + ":" + t["destination_port"]
 }
 
+// ownersQuery returns the query of the owners of the target's sockets: those
+// toward its destination, or on its service port.
+func (t target) ownersQuery() (string, bool) {
+	if _, ok := t["destination_port"]; ok {
+		return fmt.Sprintf("tcpadvisor_outbound_owner_sockets{%s}", t.selector("netns", "source_address", "destination_address", "destination_port")), true
+	}
+	if _, ok := t["port"]; ok {
+		return fmt.Sprintf("tcpadvisor_inbound_owner_sockets{%s}", t.selector("netns", "port")), true
+	}
+	return "", false
+}
+
+// who names what opens the connections: the owner when known, else "This
+// host".
+func (f facts) who() string {
+	if f.owner == nil {
+		return "This host"
+	}
+	return "Unit " + f.owner.String() + " on this host"
+}
+
+// forProcess keeps the fixes written for the owner's kind of process, when
+// it is one the fixes know (nginx, python), else all of them.
+func (f facts) forProcess(fixes []Fix) []Fix {
+	if f.owner == nil {
+		return fixes
+	}
+	language := ""
+	switch p := f.owner.Process; {
+	case p == "nginx":
+		language = "nginx"
+	case strings.HasPrefix(p, "python"), p == "gunicorn", p == "uwsgi", p == "celery":
+		language = "python"
+	}
+	var kept []Fix
+	for _, fix := range fixes {
+		if fix.Language == language {
+			kept = append(kept, fix)
+		}
+	}
+	if len(kept) == 0 {
+		return fixes
+	}
+	return kept
+}
+
 // selector returns label matchers for the target's labels among names.
 func (t target) selector(names ...string) string {
 	var m []string
@@ -80,19 +126,23 @@ func destinationEvidence(t target) []evidenceQuery {
 	}
 }
 
-func poolRecommendation(t target, _ facts) string {
+func poolRecommendation(t target, f facts) string {
 	service := wellKnownPorts[t["destination_port"]]
 	if service == "" {
 		service = "the service at " + t.destination()
 	}
-	return fmt.Sprintf("This host opens a new TCP connection to %s (%s) for almost every use and closes it first, "+
+	return fmt.Sprintf(f.who()+" opens a new TCP connection to %s (%s) for almost every use and closes it first, "+
 		"so each one leaves a TIME_WAIT socket holding an ephemeral port for 60 s. Create the client once per process "+
 		"and reuse it: a pool keeps the connections open, removes a handshake from every request, and holds a fixed "+
 		"number of ports. In the experiment tcpadvisor comes from, a module-level Redis client instead of one per "+
 		"request gave 60%% more requests per second and ~13,000 fewer TIME_WAIT sockets.", t.destination(), service)
 }
 
-func poolFixes(t target, _ facts) []Fix {
+func poolFixes(t target, f facts) []Fix {
+	return f.forProcess(allPoolFixes(t))
+}
+
+func allPoolFixes(t target) []Fix {
 	addr := t.destination()
 	switch t["destination_port"] {
 	case "6379":
@@ -166,7 +216,7 @@ func keepaliveEvidence(t target) []evidenceQuery {
 	return destinationEvidence(t)
 }
 
-func keepaliveRecommendation(t target, _ facts) string {
+func keepaliveRecommendation(t target, f facts) string {
 	if port, ok := t["port"]; ok {
 		return fmt.Sprintf("Few peers open a new connection to service port %s for almost every request, and this host "+
 			"closes each one first, so the TIME_WAIT sockets pile up here. That is a proxy without upstream keepalive "+
@@ -175,12 +225,21 @@ func keepaliveRecommendation(t target, _ facts) string {
 			"do): run it with a worker that keeps connections alive. In the experiment tcpadvisor comes from, upstream "+
 			"keepalive gave 25%% more requests per second.", port)
 	}
-	return fmt.Sprintf("This host opens a new HTTP connection to %s for almost every request and closes it first: "+
+	return fmt.Sprintf(f.who()+" opens a new HTTP connection to %s for almost every request and closes it first: "+
 		"each leaves a TIME_WAIT socket holding an ephemeral port for 60 s. Keep connections alive to that upstream: "+
 		"for nginx, all three directives below; for an application, one shared HTTP client.", t.destination())
 }
 
-func keepaliveFixes(t target, _ facts) []Fix {
+func keepaliveFixes(t target, f facts) []Fix {
+	if _, ok := t["port"]; ok {
+		// The owner of a service port is the backend, not the proxy
+		// whose configuration is the fix.
+		return allKeepaliveFixes(t)
+	}
+	return f.forProcess(allKeepaliveFixes(t))
+}
+
+func allKeepaliveFixes(t target) []Fix {
 	upstream := "127.0.0.1:5000"
 	if _, ok := t["destination_address"]; ok {
 		upstream = t.destination()
