@@ -240,7 +240,7 @@ func (a *Advisor) owner(ctx context.Context, query string) *Owner {
 // facts are the host's settings the fixes depend on, and who owns the
 // sockets.
 type facts struct {
-	owner *Owner
+	owner                     *Owner
 	twReuse, timestamps       int
 	rangeMin, rangeMax        int
 	reservedPorts             string
