@@ -159,6 +159,10 @@ type Resolver struct {
 	scan, last  pass
 	caps        capabilities
 	capsKnown   bool
+	// unresolved counts the Lookups since the last Refresh whose socket
+	// had an inode that no process read so far holds: only they make
+	// a Refresh read fd tables once a full pass is done.
+	unresolved int
 	newInodes   []uint32
 	cgroupProcs []int32
 }
@@ -250,6 +254,9 @@ func (r *Resolver) Lookup(cgroupID uint64, inode uint32) Owner {
 				return o
 			}
 		}
+	}
+	if inode != 0 && (cg == nil || cg.comm == "") {
+		r.unresolved++
 	}
 	if cg != nil && inode != 0 {
 		// A socket opened since its process was last read: its cgroup's
@@ -364,8 +371,13 @@ func (r *Resolver) walkCgroups() {
 }
 
 // scanProcesses lists the processes, forgets the dead ones, and reads the fd
-// tables of the next budget of them in PID order, wrapping around.
+// tables of the next budget of them in PID order, wrapping around. Once a
+// full pass is done, it reads fd tables only when Lookups since the last
+// Refresh met sockets that no process read so far holds: on a host whose
+// sockets are all known, a scrape reads no fd table.
 func (r *Resolver) scanProcesses(ctx context.Context) {
+	needed := !r.last.done || r.unresolved > 0
+	r.unresolved = 0
 	r.pids = r.pids[:0]
 	dir, err := unix.Open(r.procPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -386,7 +398,7 @@ func (r *Resolver) scanProcesses(ctx context.Context) {
 			r.forget(pid)
 		}
 	}
-	if len(r.pids) == 0 {
+	if len(r.pids) == 0 || !needed {
 		return
 	}
 	i, _ := slices.BinarySearch(r.pids, r.cursor)

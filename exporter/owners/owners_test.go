@@ -273,6 +273,9 @@ func TestScanBudget(t *testing.T) {
 			passes := (tc.processes + tc.budget - 1) / tc.budget
 			for k := 1; k <= 2*passes+1; k++ {
 				before := len(reads)
+				// A socket no process is known to hold keeps the scan
+				// going after the first pass.
+				r.Lookup(0, 999_999)
 				r.Refresh(context.Background())
 				if got, want := len(reads)-before, min(tc.processes, tc.budget); got != want {
 					t.Fatalf("Refresh %d read %d processes, want %d", k, got, want)
@@ -302,6 +305,46 @@ func TestScanBudget(t *testing.T) {
 	}
 }
 
+// TestNoScanWhenWarm: once a full pass is done, a Refresh reads no fd table
+// unless a Lookup met a socket no process is known to hold; then the next
+// one does.
+func TestNoScanWhenWarm(t *testing.T) {
+	f := newFixture(t)
+	for i := range 20 {
+		f.process(100+i, "p", 1, "/", uint32(1000+i))
+	}
+	r, _ := f.resolver(5)
+	reads := 0
+	r.socketInodes = func(pid int32, buf []byte, fn func(uint32)) error {
+		reads++
+		return r.readSocketInodes(pid, buf, fn)
+	}
+	for range 4 {
+		r.Refresh(context.Background())
+	}
+	if reads != 20 || !r.last.done {
+		t.Fatalf("first pass: %d fd tables read, done %v; want 20, true", reads, r.last.done)
+	}
+	for i := range 20 {
+		r.Lookup(0, uint32(1000+i))
+	}
+	r.Refresh(context.Background())
+	if reads != 20 {
+		t.Errorf("a Refresh after lookups that all hit read %d fd tables, want none", reads-20)
+	}
+	f.process(200, "late", 1, "/", 5000)
+	if got := r.Lookup(0, 5000); got.Process != Unknown {
+		t.Fatalf("an unread process's socket named %+v", got)
+	}
+	for range 5 {
+		r.Lookup(0, 5000)
+		r.Refresh(context.Background())
+	}
+	if got := r.Lookup(0, 5000).Process; got != "late" || reads <= 20 {
+		t.Errorf("after misses, the socket's process %q with %d fd tables read; want late, some read", got, reads-20)
+	}
+}
+
 // TestPIDReuse checks that a process that took the PID of one that exited
 // is not given its sockets or its name.
 func TestPIDReuse(t *testing.T) {
@@ -313,6 +356,7 @@ func TestPIDReuse(t *testing.T) {
 		t.Fatalf("Lookup(0, 1000).Process = %q, want old", got)
 	}
 	f.process(100, "new", 2, "/system.slice/new.service", 2000)
+	r.Lookup(0, 2000) // a scrape meets the new socket: the next Refresh looks
 	r.Refresh(context.Background())
 	if got := r.Lookup(0, 1000); got != unknownOwner() {
 		t.Errorf("the socket of the exited process: %+v, want %+v", got, unknownOwner())
@@ -353,6 +397,7 @@ func TestClosedSocketsForgotten(t *testing.T) {
 	r, _ := f.resolver(0)
 	r.Refresh(context.Background())
 	f.process(100, "p", 1, "/", 1001, 1002)
+	r.Lookup(0, 1002)
 	r.Refresh(context.Background())
 	if got := slices.Sorted(maps.Keys(r.inodes)); !slices.Equal(got, []uint32{1001, 1002}) {
 		t.Errorf("inodes known: %v, want [1001 1002]", got)
@@ -371,6 +416,10 @@ func TestSharedSockets(t *testing.T) {
 		t.Errorf("shared socket: process %q, want master, read first", got)
 	}
 	f.kill(100)
+	// The scrape after the master exits finds the socket unnamed; the
+	// one after names it again.
+	r.Refresh(context.Background())
+	r.Lookup(0, 1000)
 	r.Refresh(context.Background())
 	if got := r.Lookup(0, 1000).Process; got != "worker" {
 		t.Errorf("shared socket after the first holder exited: process %q, want worker", got)
