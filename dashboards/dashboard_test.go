@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -17,13 +18,22 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
+	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag/sockdiagtest"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 )
 
 const (
 	dashboardFile = "tcpadvisor.json"
 	goldenFile    = "../exporter/testdata/metrics.golden"
+	// fixtureDir is the fixture host the golden exposition is made of.
+	fixtureDir = "../exporter/testdata"
 	// schemaVersion is the Grafana dashboard schema the checks below know:
 	// Grafana 10.4 and 11 write it.
 	schemaVersion = 39
@@ -48,6 +58,11 @@ var requiredMetrics = []string{
 	"tcpadvisor_listen_queue_limit",
 	"tcpadvisor_sysctl_net_ipv4_tcp_tw_reuse",
 	"tcpadvisor_sysctl_net_ipv4_ip_local_port_range_min",
+	"tcpadvisor_outbound_owner_sockets",
+	"tcpadvisor_inbound_owner_sockets",
+	"tcpadvisor_owner_attribution_up",
+	"tcpadvisor_owner_attribution_missing",
+	"tcpadvisor_netns_collector_success",
 	"ALERTS",
 }
 
@@ -76,6 +91,7 @@ type variable struct {
 	Datasource *datasource     `json:"datasource"`
 	Multi      bool            `json:"multi"`
 	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
 }
 
 type datasource struct {
@@ -164,6 +180,12 @@ func TestDashboardStructure(t *testing.T) {
 	}
 	if v, ok := vars["instance"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
 		t.Errorf("templating: variable instance %+v, want a multi-value query variable with All on %s", v, datasourceRef)
+	}
+	// All must be .*, which matches the series without the label too: an
+	// exporter without --collector.netns has no netns label.
+	if v, ok := vars["netns"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll ||
+		v.AllValue != ".*" || v.Definition != `label_values(tcpadvisor_sockets{instance=~"$instance"}, netns)` {
+		t.Errorf("templating: variable netns %+v, want a multi-value query variable of the netns of tcpadvisor_sockets on $instance, with All .* on %s", v, datasourceRef)
 	}
 
 	type box struct{ x, y, w, h int }
@@ -291,6 +313,7 @@ var grafanaVariables = strings.NewReplacer(
 	"$__interval", "15s",
 	"$__range", "1h",
 	"$instance", ".+",
+	"$netns", ".*",
 )
 
 // goldenMetrics returns the metric names of the exporter's golden
@@ -316,12 +339,18 @@ func goldenMetrics(t *testing.T) map[string]bool {
 }
 
 // TestDashboardMetricsAreExported parses every query with the PromQL parser
-// and checks that each metric it reads is exported by tcpadvisor (the golden
-// exposition has them all) or is Prometheus' ALERTS, and that the dashboard
-// shows what it must.
+// and checks that each metric it reads is exported by tcpadvisor or is
+// Prometheus' ALERTS, and that the dashboard shows what it must. What
+// tcpadvisor exports is the golden exposition, which has every family of
+// the default flags, and the exposition of the fixture host with
+// --collector.netns and the owners' status (netnsFamilies), which the
+// exporter's own collectors make: neither is a list kept by hand.
 func TestDashboardMetricsAreExported(t *testing.T) {
 	d, _ := readDashboard(t)
 	exported := goldenMetrics(t)
+	for _, f := range netnsFamilies(t) {
+		exported[f.GetName()] = true
+	}
 	used := map[string]bool{}
 	for _, q := range queries(t, d) {
 		names, err := engine.MetricNames(grafanaVariables.Replace(q.expr))
@@ -346,13 +375,9 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	}
 }
 
-// TestDashboardQueriesHaveData runs every query over the golden exposition,
-// sampled every 15 s for five minutes by the advisor's engine with the
-// project's rules (which write ALERTS as Prometheus does), with the rules'
-// windows scaled so that the fixture's advice fires: every panel has data.
-// A query that asks for a label the metric does not have finds nothing, and
-// fails here.
-func TestDashboardQueriesHaveData(t *testing.T) {
+// goldenFamilies returns the golden exposition, parsed.
+func goldenFamilies(t *testing.T) []*dto.MetricFamily {
+	t.Helper()
 	golden, err := os.ReadFile(goldenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -362,13 +387,97 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatherer := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		fs := make([]*dto.MetricFamily, 0, len(families))
-		for _, f := range families {
-			fs = append(fs, f)
+	fs := make([]*dto.MetricFamily, 0, len(families))
+	for _, f := range families {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// fixtureOwners names every socket that has a cgroup after one owner.
+type fixtureOwners struct{}
+
+func (fixtureOwners) Refresh(context.Context) {}
+
+func (fixtureOwners) Lookup(cgroupID uint64, _ uint32) census.Owner {
+	if cgroupID == 0 {
+		return census.UnknownOwner
+	}
+	return census.Owner{Unit: "app.service", Process: "gunicorn"}
+}
+
+// netnsFamilies returns what tcpadvisor exports on the fixture host of the
+// golden exposition with --collector.netns, made by the exporter's own
+// collectors: two network namespaces, host and app-ns (whose ephemeral
+// range is narrower), each read by the sockets, sysctl, netstat and
+// sockstat collectors, every series labelled netns; and the owners' status
+// of an exporter without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
+func netnsFamilies(t *testing.T) []*dto.MetricFamily {
+	t.Helper()
+	f, err := os.Open(fixtureDir + "/sockets.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sockets, err := sockdiagtest.ParseFixture(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := procfs.NewFS(fixtureDir + "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[string]census.EphemeralRange{"host": {Low: 32768, High: 60999}, "app-ns": {Low: 40000, High: 49999}}
+	build := func(ns netns.Namespace) (map[string]exporter.Collector, error) {
+		labels := prometheus.Labels{exporter.NetnsLabel: ns.Name}
+		conn := &sockdiagtest.Conn{Sockets: sockets}
+		return map[string]exporter.Collector{
+			"sockets": exporter.NewSocketsCollector(exporter.SocketsSources{
+				Dial:      func() (sockdiag.Conn, error) { return conn, nil },
+				Ephemeral: func() (census.EphemeralRange, error) { return ranges[ns.Name], nil },
+				Owners:    fixtureOwners{},
+			}, census.Limits{TopDestinations: 3, MaxServicePorts: 4, TopOwners: 3}, labels),
+			"sysctl":   exporter.NewSysctlCollector(fs, labels),
+			"netstat":  exporter.NewNetstatCollector(fs.Self, labels),
+			"sockstat": exporter.NewSockstatCollector(fs, labels),
+		}, nil
+	}
+	e := exporter.New(map[string]exporter.Collector{
+		"netns": exporter.NewNamespacesCollector(
+			func() (netns.Discovery, error) {
+				return netns.Discovery{Namespaces: []netns.Namespace{{Name: "host", Inode: 1}, {Name: "app-ns", Inode: 2}}}, nil
+			},
+			func(_ context.Context, _ netns.Namespace, fn func() error) error { return fn() },
+			build, fixtureOwners{}),
+		"owners": exporter.NewOwnersCollector(func() owners.Status {
+			return owners.Status{CgroupUp: true, ProcessesUnreadable: 12, Missing: []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}}
+		}),
+	}, 2*time.Second, slog.New(slog.DiscardHandler))
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(e)
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "tcpadvisor_scrape_collector_success" {
+			for _, m := range f.GetMetric() {
+				if m.GetGauge().GetValue() != 1 {
+					t.Fatalf("the netns fixture's collector failed: %v", m)
+				}
+			}
 		}
-		return fs, nil
-	})
+	}
+	return families
+}
+
+// sampledEngine returns the advisor's engine after sampling families every
+// 15 s for five minutes with the project's rules (which write ALERTS as
+// Prometheus does), their windows scaled so that the fixture's advice
+// fires.
+func sampledEngine(t *testing.T, families []*dto.MetricFamily) *engine.Engine {
+	t.Helper()
+	gatherer := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return families, nil })
 	e, err := engine.New(engine.Options{
 		Bundled:   rules.Files,
 		Interval:  15 * time.Second,
@@ -378,22 +487,102 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
-	ctx := context.Background()
+	t.Cleanup(func() { e.Close() })
 	start := time.Now().Add(-5 * time.Minute)
 	for i := range 21 {
-		if err := e.Cycle(ctx, start.Add(time.Duration(i)*15*time.Second)); err != nil {
+		if err := e.Cycle(context.Background(), start.Add(time.Duration(i)*15*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return e
+}
+
+// TestDashboardQueriesHaveData runs every query over the netns fixture, and
+// every query of the families of the golden exposition (no netns label)
+// over it too, sampled by the advisor's engine: every panel has data with
+// --collector.netns, and without it but for what only the flag or the
+// owners' status give. A query that asks for a label the metric does not
+// have finds nothing, and fails here.
+func TestDashboardQueriesHaveData(t *testing.T) {
+	d, _ := readDashboard(t)
+	golden := goldenMetrics(t)
+	for name, families := range map[string][]*dto.MetricFamily{
+		"the fixture host":                        goldenFamilies(t),
+		"the fixture host with --collector.netns": netnsFamilies(t),
+	} {
+		e := sampledEngine(t, families)
+		for _, q := range queries(t, d) {
+			expr := grafanaVariables.Replace(q.expr)
+			names, err := engine.MetricNames(expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] && n != "ALERTS" }) {
+				continue
+			}
+			samples, err := e.Query(context.Background(), expr)
+			if err != nil {
+				t.Errorf("%s: %q: %v", q.where, expr, err)
+			} else if len(samples) == 0 {
+				t.Errorf("%s: %q finds nothing on %s", q.where, expr, name)
+			}
+		}
+	}
+}
+
+// TestDashboardFollowsNetns checks that every query of a per-namespace
+// family follows $netns: with a namespace selected, what a query finds
+// on the netns fixture is of that namespace only, and with a namespace
+// that does not exist, it finds nothing. Queries of host-wide families
+// (the collectors' and owners' status) find data whatever is selected.
+// Which families are per namespace is what the exporter labels netns.
+func TestDashboardFollowsNetns(t *testing.T) {
+	families := netnsFamilies(t)
+	perNamespace := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == exporter.NetnsLabel {
+					perNamespace[f.GetName()] = true
+				}
+			}
+		}
+	}
+	if !perNamespace["tcpadvisor_sockets"] || perNamespace["tcpadvisor_scrape_collector_success"] {
+		t.Fatalf("the netns fixture labels %v with netns, want tcpadvisor_sockets and not the exporter's own", perNamespace)
+	}
+	e := sampledEngine(t, families)
 	d, _ := readDashboard(t)
 	for _, q := range queries(t, d) {
-		expr := grafanaVariables.Replace(q.expr)
-		samples, err := e.Query(ctx, expr)
+		// The variables list the instances and namespaces to select.
+		if strings.HasPrefix(q.where, "variable") {
+			continue
+		}
+		names, err := engine.MetricNames(grafanaVariables.Replace(q.expr))
 		if err != nil {
-			t.Errorf("%s: %q: %v", q.where, expr, err)
-		} else if len(samples) == 0 {
-			t.Errorf("%s: %q finds nothing on the fixture host", q.where, expr)
+			t.Fatal(err)
+		}
+		// ALERTS of per-namespace rules carry netns too.
+		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] || n == "ALERTS" })
+		for _, selected := range []string{"app-ns", "no-such-netns"} {
+			expr := strings.NewReplacer("$netns", selected).Replace(q.expr)
+			samples, err := e.Query(context.Background(), grafanaVariables.Replace(expr))
+			if err != nil {
+				t.Fatalf("%s: %q: %v", q.where, expr, err)
+			}
+			switch {
+			case !reads && len(samples) == 0:
+				t.Errorf("%s: %q reads no per-namespace family, yet finds nothing with netns %s selected", q.where, expr, selected)
+			case reads && selected == "app-ns" && len(samples) == 0:
+				t.Errorf("%s: %q finds nothing in namespace app-ns", q.where, expr)
+			case reads && selected == "no-such-netns" && len(samples) > 0:
+				t.Errorf("%s: %q ignores $netns: finds %d series in a namespace that does not exist", q.where, expr, len(samples))
+			}
+			for _, s := range samples {
+				if ns, ok := s.Labels[exporter.NetnsLabel]; reads && ok && ns != selected {
+					t.Errorf("%s: %q finds %v, of another namespace than %s", q.where, expr, s.Labels, selected)
+				}
+			}
 		}
 	}
 }

@@ -251,7 +251,10 @@ type daemonSet struct {
 			Volumes    []struct {
 				Name     string     `yaml:"name"`
 				EmptyDir *yaml.Node `yaml:"emptyDir"`
-				HostPath *yaml.Node `yaml:"hostPath"`
+				HostPath *struct {
+					Path string `yaml:"path"`
+					Type string `yaml:"type"`
+				} `yaml:"hostPath"`
 			} `yaml:"volumes"`
 		} `yaml:"spec"`
 	} `yaml:"template"`
@@ -278,8 +281,10 @@ type container struct {
 	ReadinessProbe *probe `yaml:"readinessProbe"`
 	LivenessProbe  *probe `yaml:"livenessProbe"`
 	VolumeMounts   []struct {
-		Name      string `yaml:"name"`
-		MountPath string `yaml:"mountPath"`
+		Name             string `yaml:"name"`
+		MountPath        string `yaml:"mountPath"`
+		ReadOnly         bool   `yaml:"readOnly"`
+		MountPropagation string `yaml:"mountPropagation"`
 	} `yaml:"volumeMounts"`
 }
 
@@ -308,12 +313,28 @@ func readDaemonSet(t *testing.T, objects map[string]manifest) (daemonSet, contai
 	return ds, ds.Template.Spec.Containers[0]
 }
 
+// hostMounts are the only directories of the node the DaemonSet may mount,
+// each read-only at the path a flag of the container's args names (or the
+// flag's default), with the mount propagation it needs.
+var hostMounts = map[string]struct {
+	hostPath, flag, flagDefault, propagation string
+}{
+	// The node's cgroup v2 tree, for owner attribution: the container's
+	// own /sys/fs/cgroup is its cgroup namespace's, one cgroup.
+	"/host/sys/fs/cgroup": {"/sys/fs/cgroup", "--path.cgroupfs", "/sys/fs/cgroup", ""},
+	// The namespaces ip netns names, for --collector.netns; a namespace
+	// named after the pod started must show.
+	"/run/netns": {"/run/netns", "--path.run-netns", "/run/netns", "HostToContainer"},
+}
+
 // TestKubernetesManifests checks the objects of deploy/kubernetes and how
-// they fit together: the DaemonSet runs in the host's network namespace
-// with the unit's capabilities (none) as a numeric non-root user on a
-// read-only root with a writable /tmp; the Service selects its pods and
-// names its port; the ServiceMonitor selects the Service and scrapes that
-// port.
+// they fit together: the DaemonSet runs in the host's network and PID
+// namespaces with the unit's capabilities (CAP_SYS_PTRACE and
+// CAP_DAC_READ_SEARCH, after dropping all) as root, since a non-root
+// container gets no ambient capability, on a read-only root with a
+// writable /tmp and only the host directories of hostMounts, read-only;
+// the Service selects its pods and names its port; the ServiceMonitor
+// selects the Service and scrapes that port.
 func TestKubernetesManifests(t *testing.T) {
 	objects := kubernetesObjects(t)
 	ds, c := readDaemonSet(t, objects)
@@ -321,24 +342,40 @@ func TestKubernetesManifests(t *testing.T) {
 	if !reflect.DeepEqual(ds.Selector.MatchLabels, map[string]string{appLabel: "tcpadvisor"}) || ds.Template.Metadata.Labels[appLabel] != "tcpadvisor" {
 		t.Errorf("DaemonSet: selector %v, pod labels %v; want both %s: tcpadvisor", ds.Selector.MatchLabels, ds.Template.Metadata.Labels, appLabel)
 	}
-	if !pod.HostNetwork || pod.DNSPolicy != "ClusterFirstWithHostNet" || pod.HostPID {
-		t.Errorf("DaemonSet: hostNetwork %v, dnsPolicy %q, hostPID %v; want the host's network with ClusterFirstWithHostNet, and no host PID namespace",
+	// hostPID: owner attribution reads the node's /proc/PID/fd, and
+	// --collector.netns its /proc/PID/ns/net.
+	if !pod.HostNetwork || pod.DNSPolicy != "ClusterFirstWithHostNet" || !pod.HostPID {
+		t.Errorf("DaemonSet: hostNetwork %v, dnsPolicy %q, hostPID %v; want the host's network with ClusterFirstWithHostNet, and the host's PID namespace",
 			pod.HostNetwork, pod.DNSPolicy, pod.HostPID)
 	}
+	// Root, said explicitly (the image's USER is nobody): the added
+	// capabilities reach a non-root process only as ambient ones, which
+	// Kubernetes does not grant.
 	sc := pod.SecurityContext
-	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsGroup == nil || *sc.RunAsGroup == 0 {
-		t.Errorf("DaemonSet: pod securityContext %+v, want runAsNonRoot with a numeric non-root user and group", sc)
+	if sc.RunAsNonRoot == nil || *sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.RunAsGroup == nil || *sc.RunAsGroup != 0 {
+		t.Errorf("DaemonSet: pod securityContext %+v, want runAsUser and runAsGroup 0 with runAsNonRoot false", sc)
 	}
 	csc := c.SecurityContext
 	if csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem ||
 		(csc.Privileged != nil && *csc.Privileged) {
 		t.Errorf("container securityContext %+v, want no privilege escalation, a read-only root, not privileged", csc)
 	}
-	// The same capabilities as the systemd unit: its bounding set, which
-	// is empty.
+	// All dropped, then the two that attribution needs, which are the
+	// systemd unit's bounding set: the same daemon has the same
+	// privileges however it is deployed.
+	wantCaps := []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}
 	unitCaps := strings.Fields(readUnit(t, serviceFile).one(t, "Service.CapabilityBoundingSet"))
-	if !reflect.DeepEqual(csc.Capabilities.Drop, []string{"ALL"}) || len(csc.Capabilities.Add) != len(unitCaps) {
-		t.Errorf("container capabilities %+v, want drop ALL and add the unit's %q", csc.Capabilities, unitCaps)
+	slices.Sort(unitCaps)
+	var added []string
+	for _, c := range csc.Capabilities.Add {
+		added = append(added, "CAP_"+c)
+	}
+	slices.Sort(added)
+	if !reflect.DeepEqual(csc.Capabilities.Drop, []string{"ALL"}) || !slices.Equal(added, wantCaps) {
+		t.Errorf("container capabilities %+v, want drop ALL and add %q", csc.Capabilities, wantCaps)
+	}
+	if !slices.Equal(unitCaps, wantCaps) {
+		t.Errorf("the unit's CapabilityBoundingSet %q, the container's %q: want the same", unitCaps, added)
 	}
 	// The advisor's store writes to the temporary directory.
 	tmp := false
@@ -352,9 +389,46 @@ func TestKubernetesManifests(t *testing.T) {
 	if !tmp {
 		t.Error("DaemonSet: no emptyDir at /tmp; the advisor's store needs a writable temporary directory")
 	}
+	// The host's network is read through hostNetwork and its processes
+	// through hostPID; from the host's file system only what hostMounts
+	// lists, read-only, where the container's flags look.
+	mounted := map[string]bool{}
 	for _, v := range pod.Volumes {
-		if v.HostPath != nil {
-			t.Errorf("DaemonSet: volume %s from the host; the host's network is read through hostNetwork", v.Name)
+		if v.HostPath == nil {
+			continue
+		}
+		ok := false
+		for _, m := range c.VolumeMounts {
+			if m.Name != v.Name {
+				continue
+			}
+			want, known := hostMounts[m.MountPath]
+			if !known || want.hostPath != v.HostPath.Path {
+				t.Errorf("DaemonSet: volume %s mounts the host's %s at %s; want only %v", v.Name, v.HostPath.Path, m.MountPath, hostMounts)
+				continue
+			}
+			if !m.ReadOnly || m.MountPropagation != want.propagation {
+				t.Errorf("DaemonSet: mount %s readOnly %v, mountPropagation %q; want read-only, %q", m.MountPath, m.ReadOnly, m.MountPropagation, want.propagation)
+			}
+			path := want.flagDefault
+			for _, a := range c.Args {
+				if p, found := strings.CutPrefix(a, want.flag+"="); found {
+					path = p
+				}
+			}
+			if path != m.MountPath {
+				t.Errorf("DaemonSet: %s is mounted at %s, but %s is %s", v.HostPath.Path, m.MountPath, want.flag, path)
+			}
+			ok = true
+			mounted[m.MountPath] = true
+		}
+		if !ok {
+			t.Errorf("DaemonSet: volume %s from the host is not mounted as hostMounts wants", v.Name)
+		}
+	}
+	for path := range hostMounts {
+		if !mounted[path] {
+			t.Errorf("DaemonSet: nothing mounted at %s", path)
 		}
 	}
 
@@ -416,16 +490,20 @@ func TestKubernetesManifests(t *testing.T) {
 }
 
 // TestKubernetesImage checks that the Dockerfile makes the image the
-// DaemonSet expects: tcpadvisor as the entrypoint, run as the pod's user.
+// DaemonSet expects: tcpadvisor as the entrypoint, and nobody as the user,
+// so that the image run by itself (docker run) has no privilege; the pod
+// names its user explicitly and does not depend on it.
 func TestKubernetesImage(t *testing.T) {
 	ds, _ := readDaemonSet(t, kubernetesObjects(t))
 	content, err := os.ReadFile(filepath.Join(kubernetesDir, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := ds.Template.Spec.SecurityContext
+	if sc := ds.Template.Spec.SecurityContext; sc.RunAsUser == nil || sc.RunAsGroup == nil {
+		t.Errorf("DaemonSet: pod securityContext %+v, want an explicit runAsUser and runAsGroup", sc)
+	}
 	for _, want := range []string{
-		"\nUSER " + strconv.Itoa(*sc.RunAsUser) + ":" + strconv.Itoa(*sc.RunAsGroup) + "\n",
+		"\nUSER 65534:65534\n",
 		"\nENTRYPOINT [\"" + installedBinary + "\"]\n",
 		"CGO_ENABLED=0 go build",
 	} {
@@ -440,9 +518,11 @@ func TestKubernetesImage(t *testing.T) {
 
 // TestIntegrationKubernetesContainer runs the DaemonSet's container as the
 // kubelet would, as far as that can be done without one: in a network
-// namespace of its own (the pod's would be the host's), with the container's
-// args, its user and group, no capability and no privilege escalation, and
-// TMPDIR standing for the emptyDir at /tmp. Every collector must succeed.
+// namespace of its own (the pod's would be the host's) and the host's PID
+// namespace, with the container's args (the host paths in place of their
+// mounts), its user and group, only its capabilities and no privilege
+// escalation, and TMPDIR standing for the emptyDir at /tmp. Every collector
+// must succeed, and both sources of owner attribution work.
 func TestIntegrationKubernetesContainer(t *testing.T) {
 	if !netnstest.Enter(t) {
 		return
@@ -462,17 +542,56 @@ func TestIntegrationKubernetesContainer(t *testing.T) {
 	if err := os.Chmod(emptyDir, 0o777); err != nil { // as the kubelet makes an emptyDir
 		t.Fatal(err)
 	}
+	bounding := "-all"
+	for _, c := range c.SecurityContext.Capabilities.Add {
+		bounding += ",+" + strings.ToLower(c)
+	}
 	args := []string{"--reuid=" + strconv.Itoa(*sc.RunAsUser), "--regid=" + strconv.Itoa(*sc.RunAsGroup), "--clear-groups",
-		"--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", binary}
-	cmd := exec.Command(setpriv, append(args, c.Args...)...)
+		"--bounding-set=" + bounding, "--inh-caps=-all", "--no-new-privs", binary}
+	// The mounts of the host's directories are the directories themselves.
+	hostPaths := map[string]string{}
+	for _, v := range ds.Template.Spec.Volumes {
+		for _, m := range c.VolumeMounts {
+			if v.HostPath != nil && m.Name == v.Name {
+				hostPaths[m.MountPath] = v.HostPath.Path
+			}
+		}
+	}
+	for _, a := range c.Args {
+		if flag, path, ok := strings.Cut(a, "="); ok && hostPaths[path] != "" {
+			a = flag + "=" + hostPaths[path]
+		}
+		args = append(args, a)
+	}
+	cmd := exec.Command(setpriv, args...)
 	cmd.Env = []string{"TMPDIR=" + emptyDir}
 	daemon := start(t, "tcpadvisor", cmd)
 	addr := "127.0.0.1:" + strconv.Itoa(c.Ports[0].ContainerPort)
 	daemon.waitReady(t, "http://"+addr+c.ReadinessProbe.HTTPGet.Path)
 	metrics := get(t, "http://"+addr+"/metrics")
-	for _, name := range []string{"netstat", "sockets", "sockstat", "sysctl"} {
+	for _, name := range []string{"netstat", "owners", "sockets", "sockstat", "sysctl"} {
 		if want := `tcpadvisor_scrape_collector_success{collector="` + name + `"} 1`; !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// The capabilities are what makes the other users' processes readable:
+	// attribution must not miss them. (Whether it misses cgroup v2 or the
+	// ptrace access of a process of another user namespace depends on the
+	// machine that runs the test, not on the manifest.)
+	for _, capability := range c.SecurityContext.Capabilities.Add {
+		if bad := `tcpadvisor_owner_attribution_missing{missing="CAP_` + capability + `"}`; strings.Contains(metrics, bad) {
+			t.Errorf("with the container's capabilities, attribution still misses CAP_%s:\n%s", capability, grepLines(metrics, "tcpadvisor_owner_"))
+		}
+	}
+}
+
+// grepLines returns the lines of s that contain substr.
+func grepLines(s, substr string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, substr) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(out, "\n")
 }
