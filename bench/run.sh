@@ -6,6 +6,8 @@
 # Usage: sudo bench/run.sh [SIZE...]
 #   SIZE   sockets in the population (default: $SIZES, or 10000 50000 130000)
 #   RUNS   timed runs per tool and size (default 7)
+#   IDLE_PROCESSES  idle processes started for the run, so that owner
+#          attribution reads a host's worth of /proc (default 300)
 #
 # Prints a markdown table and writes it to bench/results/. See bench/README.md.
 set -euo pipefail
@@ -24,6 +26,7 @@ node_exporter=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 # Ports inside the namespace, all below the ephemeral range set there.
 tcpadvisor_port=10067
 tcpadvisor_sockets_port=10068
+tcpadvisor_no_owners_port=10069
 node_port=9100
 population_base_port=5000
 ephemeral_range="10240 65535"
@@ -58,6 +61,8 @@ if [[ ! -x $node_exporter ]]; then
 	node_exporter=
 fi
 
+idle_processes=${IDLE_PROCESSES:-300}
+idle_pids=()
 ns=tcpadv-bench-$$
 tmp=$(mktemp -d /tmp/tcpadv-bench.XXXXXX)
 pids=()
@@ -91,6 +96,7 @@ cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
 	stop
+	((${#idle_pids[@]} == 0)) || kill "${idle_pids[@]}" 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "$tmp"
 	exit "$status"
@@ -177,13 +183,14 @@ fi
 
 # tools are run in every round; rows are the table's, which adds the
 # sockets collector's own duration, read from the sockets-only scrape.
-tools=(floor tcpadvisor tcpadvisor_sockets node ss)
-[[ -n $node_exporter ]] || tools=(floor tcpadvisor tcpadvisor_sockets ss)
-rows=(floor tcpadvisor tcpadvisor_sockets sockets_collector node ss)
-[[ -n $node_exporter ]] || rows=(floor tcpadvisor tcpadvisor_sockets sockets_collector ss)
+tools=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets node ss)
+[[ -n $node_exporter ]] || tools=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets ss)
+rows=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets sockets_collector node ss)
+[[ -n $node_exporter ]] || rows=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets sockets_collector ss)
 declare -A label=(
 	[floor]="raw inet_diag dump, v4 + v6 (**the floor**)"
-	[tcpadvisor]="tcpadvisor scrape, all collectors"
+	[tcpadvisor]="tcpadvisor scrape, all collectors, owners on (the default)"
+	[tcpadvisor_no_owners]="tcpadvisor scrape, all collectors, \`--no-collector.sockets.owners\`"
 	[tcpadvisor_sockets]="tcpadvisor scrape, \`--collector.sockets\` only"
 	[sockets_collector]="… of which the sockets collector (its \`collector_duration_seconds\`)"
 	[node]="node_exporter $node_version scrape, only \`--collector.tcpstat\`"
@@ -207,6 +214,7 @@ run_tool() {
 	floor) out=$(raw_ms) ;;
 	ss) out=$(ss_ms) ;;
 	tcpadvisor) out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_port/metrics") ;;
+	tcpadvisor_no_owners) out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_no_owners_port/metrics") ;;
 	tcpadvisor_sockets)
 		out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_sockets_port/metrics" "$tmp/scrape.metrics")
 		awk -v s="$size" '/^tcpadvisor_scrape_collector_duration_seconds\{collector="sockets"\}/ { print s, "sockets_collector", $NF * 1000 }' \
@@ -221,7 +229,7 @@ run_tool() {
 }
 
 measure_size() {
-	local size=$1 pairs tw adv adv_sockets node= pop t_start t_ready i r j ready
+	local size=$1 pairs tw adv adv_no_owners adv_sockets node= pop t_start t_ready i r j ready
 	echo "size $size: namespace $ns" >&2
 	new_namespace
 
@@ -229,6 +237,9 @@ measure_size() {
 	# population lives is spent measuring.
 	start tcpadvisor "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_port"
 	adv=$last_pid
+	start tcpadvisor_no_owners "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_no_owners_port" \
+		--no-collector.sockets.owners
+	adv_no_owners=$last_pid
 	start tcpadvisor_sockets "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_sockets_port" \
 		--no-collector.netstat --no-collector.sockstat --no-collector.sysctl
 	adv_sockets=$last_pid
@@ -238,6 +249,7 @@ measure_size() {
 		node=$last_pid
 	fi
 	wait_http "$adv" "http://127.0.0.1:$tcpadvisor_port/metrics" tcpadvisor
+	wait_http "$adv_no_owners" "http://127.0.0.1:$tcpadvisor_no_owners_port/metrics" tcpadvisor_no_owners
 	wait_http "$adv_sockets" "http://127.0.0.1:$tcpadvisor_sockets_port/metrics" tcpadvisor_sockets
 	[[ -z $node ]] || wait_http "$node" "http://127.0.0.1:$node_port/metrics" node
 
@@ -267,6 +279,8 @@ measure_size() {
 	# and it gives the count each tool sees.
 	in_ns curl -sf --max-time 10 "http://127.0.0.1:$tcpadvisor_port/metrics" >"$tmp/tcpadvisor.metrics" ||
 		die "tcpadvisor scrape failed"
+	in_ns curl -sf -o /dev/null --max-time 10 "http://127.0.0.1:$tcpadvisor_no_owners_port/metrics" ||
+		die "tcpadvisor (no owners) scrape failed"
 	in_ns curl -sf -o /dev/null --max-time 10 "http://127.0.0.1:$tcpadvisor_sockets_port/metrics" ||
 		die "tcpadvisor (sockets only) scrape failed"
 	if [[ -n $node ]]; then
@@ -301,10 +315,18 @@ measure_size() {
 	fi
 
 	echo "$size tcpadvisor $(vm_hwm "$adv")" >>"$rss"
+	echo "$size tcpadvisor_no_owners $(vm_hwm "$adv_no_owners")" >>"$rss"
 	echo "$size tcpadvisor_sockets $(vm_hwm "$adv_sockets")" >>"$rss"
 	[[ -z $node ]] || echo "$size node $(vm_hwm "$node")" >>"$rss"
 	stop
 }
+
+# A few hundred idle processes, so that owner attribution has a host's
+# worth of /proc to read; they end with the script.
+for ((i = 0; i < idle_processes; i++)); do
+	sleep 600 &
+	idle_pids+=($!)
+done
 
 for size in "${sizes[@]}"; do
 	measure_size "$size"
