@@ -156,13 +156,13 @@ type Resolver struct {
 	cursor int32
 	// scan counts the pass under way over all processes, last the last full
 	// one.
-	scan, last  pass
-	caps        capabilities
-	capsKnown   bool
+	scan, last pass
+	caps       capabilities
+	capsKnown  bool
 	// unresolved counts the Lookups since the last Refresh whose socket
 	// had an inode that no process read so far holds: only they make
 	// a Refresh read fd tables once a full pass is done.
-	unresolved int
+	unresolved  int
 	newInodes   []uint32
 	cgroupProcs []int32
 }
