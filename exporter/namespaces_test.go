@@ -175,3 +175,48 @@ func TestIntegrationNetnsCollector(t *testing.T) {
 		fmt.Sprintf(`tcpadvisor_sockstat_tcp_inuse{family="ipv4",netns=%q}`, b.Name):             41,
 	})
 }
+
+// TestIntegrationNetnsCollectorIsBounded makes 200 network namespaces and
+// collects with a cap of 50: 50 are collected, each fully, the rest are
+// counted, and the scrape ends within its timeout.
+func TestIntegrationNetnsCollectorIsBounded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create and enter network namespaces; run ./test.sh as root")
+	}
+	const namespaces, limit = 200, 50
+	prefix := fmt.Sprintf("tcpadv-many-%d-", os.Getpid())
+	for i := range namespaces {
+		name := fmt.Sprintf("%s%03d", prefix, i)
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Skipf("ip netns add: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	}
+	timeout := 10 * time.Second
+	e, err := NewFromOptions(Options{
+		ProcPath: "/proc", Collectors: CollectorNames, Timeout: timeout,
+		Netns: true, NetnsMax: limit, RunNetnsPath: "/run/netns",
+	}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	values := gather(t, e)
+	elapsed := time.Since(start)
+	collected := map[string]bool{}
+	for key, v := range values {
+		if name, ok := strings.CutPrefix(key, `tcpadvisor_netns_collector_success{collector="sockets",netns="`); ok && v == 1 {
+			collected[strings.TrimSuffix(name, `"}`)] = true
+		}
+	}
+	if len(collected) != limit || !collected["host"] {
+		t.Errorf("sockets collected in %d namespaces (host among them: %v), want %d", len(collected), collected["host"], limit)
+	}
+	if over := values["tcpadvisor_netns_over_limit{}"]; over < namespaces+1-limit {
+		t.Errorf("tcpadvisor_netns_over_limit = %v, want at least %d", over, namespaces+1-limit)
+	}
+	if values[`tcpadvisor_scrape_collector_success{collector="netns"}`] != 1 || elapsed > timeout {
+		t.Errorf("the scrape took %v (timeout %v), netns collector success %v", elapsed, timeout, values[`tcpadvisor_scrape_collector_success{collector="netns"}`])
+	}
+	t.Logf("%d namespaces discovered, %d collected in %v", int(values["tcpadvisor_netns_discovered{}"]), len(collected), elapsed)
+}
