@@ -113,22 +113,7 @@ func (e *Exporter) run() []prometheus.Metric {
 }
 
 func (e *Exporter) runOne(ctx context.Context, name string) []prometheus.Metric {
-	ch := make(chan prometheus.Metric)
-	var metrics []prometheus.Metric
-	drained := make(chan struct{})
-	go func() {
-		for m := range ch {
-			metrics = append(metrics, m)
-		}
-		close(drained)
-	}()
-
-	start := time.Now()
-	err := e.collectors[name].Update(ctx, ch)
-	duration := time.Since(start)
-	close(ch)
-	<-drained
-
+	metrics, duration, err := runCollector(ctx, e.collectors[name])
 	success := 1.0
 	if err != nil {
 		success = 0
@@ -140,4 +125,24 @@ func (e *Exporter) runOne(ctx context.Context, name string) []prometheus.Metric 
 		prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), name),
 		prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name),
 	)
+}
+
+// runCollector runs one collector's Update and returns the metrics it sent,
+// how long it took, and its error.
+func runCollector(ctx context.Context, c Collector) ([]prometheus.Metric, time.Duration, error) {
+	ch := make(chan prometheus.Metric, 64)
+	var metrics []prometheus.Metric
+	drained := make(chan struct{})
+	go func() {
+		for m := range ch {
+			metrics = append(metrics, m)
+		}
+		close(drained)
+	}()
+	start := time.Now()
+	err := c.Update(ctx, ch)
+	duration := time.Since(start)
+	close(ch)
+	<-drained
+	return metrics, duration, err
 }

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
@@ -131,7 +130,10 @@ func (c *NamespacesCollector) collectOne(ctx context.Context, ns netns.Namespace
 	var metrics []prometheus.Metric
 	err := c.enter(ctx, ns, func() error {
 		for _, name := range names {
-			metrics = append(metrics, runCollector(ctx, collectors[name], ns.Name, name, c.successDesc, c.durationDesc)...)
+			sent, duration, err := runCollector(ctx, collectors[name])
+			metrics = append(append(metrics, sent...),
+				prometheus.MustNewConstMetric(c.durationDesc, prometheus.GaugeValue, duration.Seconds(), ns.Name, name),
+				prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, boolValue(err == nil), ns.Name, name))
 		}
 		return nil
 	})
@@ -143,29 +145,6 @@ func (c *NamespacesCollector) collectOne(ctx context.Context, ns netns.Namespace
 		failed = append(failed, prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, 0, ns.Name, name))
 	}
 	return failed
-}
-
-// runCollector runs one collector and returns its metrics followed by its
-// duration and success, labelled with labels.
-func runCollector(ctx context.Context, collector Collector, netnsName, name string, successDesc, durationDesc *prometheus.Desc) []prometheus.Metric {
-	ch := make(chan prometheus.Metric, 64)
-	var metrics []prometheus.Metric
-	drained := make(chan struct{})
-	go func() {
-		for m := range ch {
-			metrics = append(metrics, m)
-		}
-		close(drained)
-	}()
-	start := time.Now()
-	err := collector.Update(ctx, ch)
-	duration := time.Since(start)
-	close(ch)
-	<-drained
-	return append(metrics,
-		prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, duration.Seconds(), netnsName, name),
-		prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, boolValue(err == nil), netnsName, name),
-	)
 }
 
 // closeCollectors releases what the collectors of a namespace hold open: a
