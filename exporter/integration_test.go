@@ -377,6 +377,9 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println("ok")
 		io.Copy(io.Discard, in)
+		for _, c := range conns {
+			c.Close()
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
