@@ -44,6 +44,9 @@ func runWorkload(t *testing.T, args ...string) workload.Report {
 	cmd := exec.CommandContext(ctx, binary, append([]string{"workload", "--output=json"}, args...)...)
 	tmp := t.TempDir()
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	// Run from inside TMPDIR, which each arm's tmpfs hides: the servers
+	// must not need the workload's working directory.
+	cmd.Dir = tmp
 	defer assertEmpty(t, tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
