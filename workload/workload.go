@@ -283,7 +283,7 @@ type StartArm func(context.Context, Arm) (ArmRun, error)
 // arms run one after the other. With more, they are interleaved: every
 // arm's servers start, then the arms take turns of Duration/Rounds, so that
 // other work on the machine, which comes and goes over seconds, weighs on
-// every arm alike; the arms then settle together.
+// every arm alike; the arms start together and settle together.
 func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Report, error) {
 	report := Report{
 		Isolation: isolation, App: cfg.App, Load: cfg.Load, Duration: cfg.Duration.Seconds(), Rounds: max(cfg.Rounds, 1),
@@ -319,11 +319,17 @@ func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Rep
 			}
 		}
 	}()
+	// The arms start together: a Python app takes seconds to start.
 	arms := make([]Arm, len(cfg.Arms))
+	errs := make([]error, len(cfg.Arms))
+	var wg sync.WaitGroup
 	for i, n := range cfg.Arms {
 		arms[i], _ = ArmByNumber(n)
-		var err error
-		if runs[i], err = start(ctx, arms[i]); err != nil {
+		wg.Go(func() { runs[i], errs[i] = start(ctx, arms[i]) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
 			return report, fail(arms[i], err)
 		}
 	}
@@ -336,8 +342,6 @@ func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Rep
 		}
 	}
 	results := make([]ArmResult, len(runs))
-	errs := make([]error, len(runs))
-	var wg sync.WaitGroup
 	for i, r := range runs {
 		wg.Go(func() { results[i], errs[i] = r.Finish(ctx) })
 	}

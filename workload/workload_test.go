@@ -389,7 +389,7 @@ func (f *fakeArm) Close() { _ = f.record("close") }
 
 // TestRunRounds checks the order of the arms' turns: one after the other
 // in one round, interleaved in more, and every started arm closed when one
-// fails.
+// fails to start or in a turn.
 func TestRunRounds(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -402,13 +402,17 @@ func TestRunRounds(t *testing.T) {
 			"start 1", "load 6s 1", "finish 1", "close 1", "start 2", "load 6s 2", "finish 2", "close 2",
 		}, ""},
 		{"three rounds", 3, "", []string{
-			"start 1", "start 2", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2",
+			// Started together, in any order.
+			"start *", "start *", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2",
 			// Finished together, in any order; closed after.
 			"finish *", "finish *", "close 1", "close 2",
 		}, ""},
 		{"a turn fails", 3, "load 2s", []string{
-			"start 1", "start 2", "load 2s 1", "load 2s 2", "close 1", "close 2",
+			"start *", "start *", "load 2s 1", "load 2s 2", "close 1", "close 2",
 		}, "arm 2 (app → Redis, pool): load 2s failed"},
+		{"a start fails", 3, "start", []string{
+			"start *", "start *", "close 1",
+		}, "arm 2 (app → Redis, pool): start failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,7 +423,10 @@ func TestRunRounds(t *testing.T) {
 				if arm.N == 2 {
 					f.fail = tt.fail
 				}
-				return f, f.record("start")
+				if err := f.record("start"); err != nil {
+					return nil, err
+				}
+				return f, nil
 			}
 			cfg := Config{Arms: []int{1, 2}, Duration: 6 * time.Second, Rounds: tt.rounds}
 			r, err := Run(context.Background(), cfg, "test", start)
