@@ -7,14 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
 // OnHost returns a runner of arms in this process, on the host's loopback.
 // The arms share the host's TIME_WAIT, which lasts 60 s: each arm's servers
 // get ports no earlier arm of the run used, so that what is counted toward
-// them is theirs.
+// them is theirs. Arms may start together (Config.Rounds): they pick their
+// ports one at a time.
 func OnHost(cfg Config) StartArm {
+	var mu sync.Mutex
 	used := map[int]bool{}
 	pick := func(candidates []int) (int, error) {
 		for _, port := range candidates {
@@ -38,20 +41,27 @@ func OnHost(cfg Config) StartArm {
 		used[port] = true
 		return port, nil
 	}
-	return func(ctx context.Context, arm Arm) (ArmRun, error) {
+	pickAll := func(arm Arm) (Ports, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		var ports Ports
 		var err error
 		if ports.Redis, err = pick(portsFrom(6379, 20)); err != nil {
-			return nil, err
+			return ports, err
 		}
 		// The HTTP ports the rules know, as in a namespace.
 		if ports.App, err = pick([]int{5000, 8000, 8008, 8080, 8081, 8888, 3000}); err != nil {
-			return nil, err
+			return ports, err
 		}
 		if arm.Proxy {
-			if ports.Nginx, err = pick(portsFrom(18080, 20)); err != nil {
-				return nil, err
-			}
+			ports.Nginx, err = pick(portsFrom(18080, 20))
+		}
+		return ports, err
+	}
+	return func(ctx context.Context, arm Arm) (ArmRun, error) {
+		ports, err := pickAll(arm)
+		if err != nil {
+			return nil, err
 		}
 		a, err := startArm(ctx, cfg, arm, ports)
 		if err != nil {
