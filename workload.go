@@ -26,6 +26,11 @@ import (
 // namespaces it made (see workload.InNamespace).
 const armFlag = "internal.workload-arm"
 
+// minTurn is the shortest turn of an arm's load that --rounds may make: at
+// the end of a turn the load's clients finish the request each waits for,
+// a tail that must stay a small part of the turn.
+const minTurn = 250 * time.Millisecond
+
 type workloadCommand struct {
 	cmd          *kingpin.CmdClause
 	arms         *[]int
@@ -33,6 +38,7 @@ type workloadCommand struct {
 	load         *string
 	duration     *time.Duration
 	requests     *int
+	rounds       *int
 	concurrency  *int
 	portRange    *workload.PortRange
 	output       *string
@@ -63,6 +69,8 @@ func addWorkloadCommand(app *kingpin.Application) *workloadCommand {
 			return n, err == nil && n >= 1
 		},
 	})
+	w.rounds = intFlag(cmd, "rounds", "Interleave the arms: start them all, then run each arm's load for --duration/N in turn, N times over, "+
+		"so that other work on the machine weighs on every arm alike. 1: the arms run one after the other.", 1, 1)
 	w.concurrency = intFlag(cmd, "concurrency", "Clients of the load, each with a connection of its own.", 20, 1)
 	cmd.Flag("port-range", "Narrow net.ipv4.ip_local_port_range in each arm's namespace to LOW-HIGH, and set tcp_tw_reuse=0 there, so that port exhaustion shows in seconds. Root only.").
 		PlaceHolder("LOW-HIGH").SetValue(&checkedValue[workload.PortRange]{
@@ -97,8 +105,14 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	if *w.load == workload.LoadSiege && *w.requests > 0 {
 		return fail(&workload.InputError{Msg: "--requests works with the built-in load only: siege runs for --duration"})
 	}
+	if *w.rounds > 1 && *w.load == workload.LoadSiege {
+		return fail(&workload.InputError{Msg: "--rounds works with the built-in load only: siege would reconnect at each turn"})
+	}
+	if turn := *w.duration / time.Duration(*w.rounds); turn < minTurn {
+		return fail(&workload.InputError{Msg: fmt.Sprintf("--rounds=%d: each turn of an arm would last %v, want at least %v: lower --rounds or raise --duration", *w.rounds, turn, minTurn)})
+	}
 	cfg := workload.Config{
-		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Requests: *w.requests,
+		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
 		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,
 		Exporter: opts, RuleFiles: ruleFiles, ReadSysctl: sysctlReader(opts.ProcPath), Logger: logger,
 	}
@@ -116,8 +130,9 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	defer stop()
 
 	if *w.arm != 0 {
-		// In an arm's namespaces: the parent reads the result on stdout.
-		if err := workload.ChildMain(ctx, cfg, *w.arm, os.Stdout); err != nil {
+		// In an arm's namespaces: the parent gives commands on stdin and reads
+		// the result on stdout.
+		if err := workload.ChildMain(ctx, cfg, *w.arm, os.Stdin, os.Stdout); err != nil {
 			return fail(err)
 		}
 		return 0

@@ -44,6 +44,9 @@ func runWorkload(t *testing.T, args ...string) workload.Report {
 	cmd := exec.CommandContext(ctx, binary, append([]string{"workload", "--output=json"}, args...)...)
 	tmp := t.TempDir()
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	// Run from inside TMPDIR, which each arm's tmpfs hides: the servers
+	// must not need the workload's working directory.
+	cmd.Dir = tmp
 	defer assertEmpty(t, tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -138,12 +141,13 @@ func checkTPS(t *testing.T, r workload.Report, keepalive bool) {
 	if a2.TPS <= a1.TPS {
 		t.Errorf("TPS with a pool %.0f, without %.0f", a2.TPS, a1.TPS)
 	}
-	if a4.TPS <= a3.TPS {
-		if keepalive {
-			t.Errorf("TPS with upstream keepalive %.0f, without %.0f", a4.TPS, a3.TPS)
-		} else {
-			t.Logf("TPS with upstream keepalive %.0f, without %.0f: not checked", a4.TPS, a3.TPS)
-		}
+	switch {
+	case a4.TPS > a3.TPS:
+		t.Logf("TPS with upstream keepalive %.0f, without %.0f (%+.1f %%)", a4.TPS, a3.TPS, 100*(a4.TPS/a3.TPS-1))
+	case keepalive:
+		t.Errorf("TPS with upstream keepalive %.0f, without %.0f", a4.TPS, a3.TPS)
+	default:
+		t.Logf("TPS with upstream keepalive %.0f, without %.0f: not checked", a4.TPS, a3.TPS)
 	}
 }
 
@@ -216,17 +220,21 @@ func TestIntegrationWorkloadPortRange(t *testing.T) {
 //
 // Its arms are longer than the Go app's: in Python a request costs far more
 // than a connection on loopback, and the pool's gain comes mostly later,
-// from connect() searching a port space that TIME_WAIT fills (+30 to +60 %
-// in 15 to 20 s arms on a 2-CPU VM, within noise in 6 s ones). Upstream
-// keepalive's gain there, +1 to +16 % in 20 s arms, is within what other
-// work on the machine moves TPS by, so its direction is logged, not
-// checked; its TIME_WAIT and advice are.
+// from connect() searching a port space that TIME_WAIT fills (+39 to +61 %
+// here, within noise in 6 s arms). The arms take turns of half a second, so
+// that other work on the machine weighs on each alike. Upstream keepalive's
+// gain with gunicorn is still within what that work moves TPS by (-21 to
+// +26 % over 24 runs on a 2-CPU VM, see the README), so its direction is
+// logged, not checked; its TIME_WAIT and advice are.
 func TestIntegrationWorkloadFlask(t *testing.T) {
 	needWorkload(t, "nginx", "gunicorn")
 	before := workloadProcesses(t)
-	r := runWorkload(t, "--app=flask", "--duration=15s")
+	r := runWorkload(t, "--app=flask", "--duration=12s", "--rounds=24")
 	checkArms(t, r)
 	checkTPS(t, r, false)
+	if r.Rounds != 24 {
+		t.Errorf("report of %d rounds, want 24", r.Rounds)
+	}
 	r = runWorkload(t, "--app=flask", "--arms=1,2", "--duration=3s", "--port-range=40000-40199")
 	checkPortRange(t, r, "40000-40199")
 	assertNothingLeft(t, before)
@@ -401,6 +409,9 @@ func TestWorkloadBadInput(t *testing.T) {
 		{"unknown app", nil, []string{"--app=rails"}, `tcpadvisor: enum value must be one of go,flask, got 'rails', try --help`, false},
 		{"time scale", nil, []string{"--rules.time-scale=0"}, `tcpadvisor: --rules.time-scale="0": want a number above 0 and at most 1, such as 0.1, try --help`, false},
 		{"requests with siege", nil, []string{"--load=siege", "--requests=100"}, `tcpadvisor: --requests works with the built-in load only: siege runs for --duration`, false},
+		{"rounds with siege", nil, []string{"--load=siege", "--rounds=2"}, `tcpadvisor: --rounds works with the built-in load only: siege would reconnect at each turn`, false},
+		{"turns too short", nil, []string{"--duration=1s", "--rounds=5"}, `tcpadvisor: --rounds=5: each turn of an arm would last 200ms, want at least 250ms: lower --rounds or raise --duration`, false},
+		{"zero rounds", nil, []string{"--rounds=0"}, `tcpadvisor: --rounds="0": want a whole number of at least 1, try --help`, false},
 		{"no redis-server", []string{"PATH=" + t.TempDir()}, nil, `tcpadvisor: redis-server not found: install the Debian package redis-server`, false},
 		{"no nginx", []string{"PATH=" + onlyRedis}, []string{"--arms=1,3"}, `tcpadvisor: nginx not found: install the Debian package nginx`, true},
 		{"no siege", []string{"PATH=" + onlyRedis}, []string{"--arms=1", "--load=siege"}, `tcpadvisor: siege not found: install the Debian package siege`, true},

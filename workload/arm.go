@@ -7,14 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
 // OnHost returns a runner of arms in this process, on the host's loopback.
 // The arms share the host's TIME_WAIT, which lasts 60 s: each arm's servers
 // get ports no earlier arm of the run used, so that what is counted toward
-// them is theirs.
-func OnHost(cfg Config) func(context.Context, Arm) (ArmResult, error) {
+// them is theirs. Arms may start together (Config.Rounds): they pick their
+// ports one at a time.
+func OnHost(cfg Config) StartArm {
+	var mu sync.Mutex
 	used := map[int]bool{}
 	pick := func(candidates []int) (int, error) {
 		for _, port := range candidates {
@@ -38,22 +41,33 @@ func OnHost(cfg Config) func(context.Context, Arm) (ArmResult, error) {
 		used[port] = true
 		return port, nil
 	}
-	return func(ctx context.Context, arm Arm) (ArmResult, error) {
+	pickAll := func(arm Arm) (Ports, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		var ports Ports
 		var err error
 		if ports.Redis, err = pick(portsFrom(6379, 20)); err != nil {
-			return ArmResult{}, err
+			return ports, err
 		}
 		// The HTTP ports the rules know, as in a namespace.
 		if ports.App, err = pick([]int{5000, 8000, 8008, 8080, 8081, 8888, 3000}); err != nil {
-			return ArmResult{}, err
+			return ports, err
 		}
 		if arm.Proxy {
-			if ports.Nginx, err = pick(portsFrom(18080, 20)); err != nil {
-				return ArmResult{}, err
-			}
+			ports.Nginx, err = pick(portsFrom(18080, 20))
 		}
-		return runArm(ctx, cfg, arm, ports)
+		return ports, err
+	}
+	return func(ctx context.Context, arm Arm) (ArmRun, error) {
+		ports, err := pickAll(arm)
+		if err != nil {
+			return nil, err
+		}
+		a, err := startArm(ctx, cfg, arm, ports)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
 }
 
@@ -66,107 +80,141 @@ func portsFrom(first, n int) []int {
 	return ports
 }
 
-// runArm runs one arm with its servers on ports, and stops everything it
-// started before it returns, whatever happens.
-func runArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (ArmResult, error) {
-	res := ArmResult{
+// armRun is an arm started in this process: its servers are up and the
+// meter samples until finish.
+type armRun struct {
+	cfg    Config
+	arm    Arm
+	res    ArmResult
+	dir    string
+	target string
+	// stops stops the servers, in the reverse order of their start: nginx,
+	// the app, then Redis.
+	stops        []func()
+	m            *meter
+	stopSampling context.CancelFunc
+	sampled      chan struct{}
+	counters     loadCounters
+	// builtin is the built-in load, nil with siege; total sums the turns.
+	builtin *builtinLoad
+	total   loadResult
+	closed  bool
+}
+
+// startArm starts one arm with its servers on ports, and the sampling. On
+// error, everything it started is stopped.
+func startArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (_ *armRun, err error) {
+	a := &armRun{cfg: cfg, arm: arm, res: ArmResult{
 		Arm: arm.N, Name: arm.Name, Redis: addrString(ports.Redis), App: addrString(ports.App),
 		PortRange: readSysctl(cfg, "net.ipv4.ip_local_port_range"), TwReuse: readSysctl(cfg, "net.ipv4.tcp_tw_reuse"),
-	}
-	serverPorts := []int{ports.Redis, ports.App}
-	target := res.App
-	if arm.Proxy {
-		res.Nginx = addrString(ports.Nginx)
-		serverPorts = append(serverPorts, ports.Nginx)
-		target = res.Nginx
-	}
-
-	dir, err := os.MkdirTemp("", "tcpadvisor-workload-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	// Servers are stopped in the reverse order of their start: nginx, the
-	// app, then Redis.
-	var stops []func()
+	}}
 	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		if err != nil {
+			a.close()
 		}
 	}()
-	redis, err := startRedis(ctx, dir, ports.Redis)
-	if err != nil {
-		return res, err
+	serverPorts := []int{ports.Redis, ports.App}
+	a.target = a.res.App
+	if arm.Proxy {
+		a.res.Nginx = addrString(ports.Nginx)
+		serverPorts = append(serverPorts, ports.Nginx)
+		a.target = a.res.Nginx
 	}
-	stops = append(stops, redis.stop)
+	if a.dir, err = os.MkdirTemp("", "tcpadvisor-workload-"); err != nil {
+		return nil, err
+	}
+	redis, err := startRedis(ctx, a.dir, ports.Redis)
+	if err != nil {
+		return nil, err
+	}
+	a.stops = append(a.stops, redis.stop)
 	if cfg.App == AppFlask {
-		app, err := startFlask(ctx, dir, ports.App, ports.Redis, arm.Pool)
+		app, err := startFlask(ctx, a.dir, ports.App, ports.Redis, arm.Pool)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		stops = append(stops, app.stop)
+		a.stops = append(a.stops, app.stop)
 	} else {
-		app, err := startGoApp(ctx, res.App, res.Redis, arm.Pool)
+		app, err := startGoApp(ctx, a.res.App, a.res.Redis, arm.Pool)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		stops = append(stops, app.stop)
+		a.stops = append(a.stops, app.stop)
 	}
 	if arm.Proxy {
-		nginx, err := startNginx(ctx, dir, ports.Nginx, ports.App, arm.Keepalive)
+		nginx, err := startNginx(ctx, a.dir, ports.Nginx, ports.App, arm.Keepalive)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		stops = append(stops, nginx.stop)
+		a.stops = append(a.stops, nginx.stop)
 	}
 
-	m, err := newMeter(cfg, serverPorts)
-	if err != nil {
-		return res, err
+	if a.m, err = newMeter(cfg, serverPorts); err != nil {
+		return nil, err
 	}
-	defer m.close()
-	m.sample(ctx)
+	a.m.sample(ctx)
+	// The sampling goes on between the arm's turns of load: the TIME_WAIT
+	// of a turn lasts 60 s, and the rules see it all along.
 	sampling, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
+	a.stopSampling, a.sampled = stopSampling, make(chan struct{})
 	go func() {
-		defer close(sampled)
-		m.run(sampling, sampleInterval(cfg.Duration))
+		defer close(a.sampled)
+		a.m.run(sampling, sampleInterval(cfg.Duration))
 	}()
-	var counters loadCounters
-	stopProgress := showProgress(cfg, arm, m, &counters)
-
-	var load loadResult
+	a.total = loadResult{latency: &Histogram{}, connectErrors: new(int64)}
 	if cfg.Load == LoadSiege {
-		load, err = siegeLoad(ctx, dir, "http://"+target+"/test/1", cfg.Concurrency, cfg.Duration)
+		a.total = loadResult{}
 	} else {
-		var closeLoad func()
-		load, closeLoad = builtinLoad(ctx, "http://"+target, cfg.Concurrency, cfg.Requests, cfg.Duration, &counters)
-		defer closeLoad()
+		a.builtin = newBuiltinLoad("http://"+a.target, cfg.Concurrency, cfg.Requests, &a.counters)
 	}
-	counters.done.Store(true)
-	if err == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(settleTime(cfg.Duration)):
+	return a, nil
+}
+
+// Load runs a turn of the load, for d, and adds what it measured to the
+// arm's.
+func (a *armRun) Load(ctx context.Context, d time.Duration) error {
+	stopProgress := showProgress(a.cfg, a.arm, a.m, &a.counters, a.total.elapsed)
+	defer stopProgress()
+	var turn loadResult
+	if a.builtin != nil {
+		turn = a.builtin.run(ctx, d)
+	} else {
+		var err error
+		if turn, err = siegeLoad(ctx, a.dir, "http://"+a.target+"/test/1", a.cfg.Concurrency, d); err != nil {
+			return err
 		}
 	}
-	stopSampling()
-	<-sampled
-	stopProgress()
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		return res, err
-	}
+	a.total.add(turn)
+	return ctx.Err()
+}
 
-	res.Measurement = m.measurement()
+// Finish samples on for the settle time after the load, stops everything
+// and returns what the arm measured.
+func (a *armRun) Finish(ctx context.Context) (ArmResult, error) {
+	defer a.close()
+	a.counters.done.Store(true)
+	if a.cfg.Rounds <= 1 {
+		// Arms that finish together would draw over each other's line.
+		stopProgress := showProgress(a.cfg, a.arm, a.m, &a.counters, a.total.elapsed)
+		defer stopProgress()
+	}
+	select {
+	case <-ctx.Done():
+		return a.res, ctx.Err()
+	case <-time.After(settleTime(a.cfg.Duration)):
+	}
+	a.stopSampling()
+	<-a.sampled
+
+	res := a.res
+	res.Measurement = a.m.measurement()
+	load := a.total
 	res.Requests, res.Errors = load.requests, load.errors
 	res.ConnectErrors = load.connectErrors
-	if arm.Proxy && res.ConnectErrors != nil {
+	if a.arm.Proxy && res.ConnectErrors != nil {
 		// nginx answers 502 with a page of its own when it cannot connect
 		// to the app; its error log says why.
-		*res.ConnectErrors += countIn(filepath.Join(dir, "nginx-error.log"), connectErrorText)
+		*res.ConnectErrors += countIn(filepath.Join(a.dir, "nginx-error.log"), connectErrorText)
 	}
 	res.Seconds = load.elapsed.Seconds()
 	if res.Seconds > 0 {
@@ -177,6 +225,32 @@ func runArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (ArmResult, e
 		res.LatencyP50, res.LatencyP99 = &p50, &p99
 	}
 	return res, nil
+}
+
+// Close stops everything the arm started; after Finish it does nothing.
+func (a *armRun) Close() { a.close() }
+
+func (a *armRun) close() {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	if a.stopSampling != nil {
+		a.stopSampling()
+		<-a.sampled
+	}
+	if a.builtin != nil {
+		a.builtin.close()
+	}
+	if a.m != nil {
+		a.m.close()
+	}
+	for i := len(a.stops) - 1; i >= 0; i-- {
+		a.stops[i]()
+	}
+	if a.dir != "" {
+		os.RemoveAll(a.dir)
+	}
 }
 
 // countIn counts the occurrences of s in a file, in any case.
@@ -201,16 +275,17 @@ func readSysctl(cfg Config, name string) string {
 }
 
 // showProgress redraws a progress line every second until the returned
-// func is called, which clears it.
-func showProgress(cfg Config, arm Arm, m *meter, counters *loadCounters) func() {
+// func is called, which clears it. done is the time the arm's load has
+// already run, in earlier turns.
+func showProgress(cfg Config, arm Arm, m *meter, counters *loadCounters, done time.Duration) func() {
 	if cfg.Progress == nil {
 		return func() {}
 	}
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	start := time.Now()
+	finished := make(chan struct{})
+	start := time.Now().Add(-done)
 	go func() {
-		defer close(done)
+		defer close(finished)
 		ticker := time.NewTicker(time.Second)
 		defer ticker.Stop()
 		for {
@@ -233,6 +308,6 @@ func showProgress(cfg Config, arm Arm, m *meter, counters *loadCounters) func() 
 	}()
 	return func() {
 		close(stop)
-		<-done
+		<-finished
 	}
 }

@@ -37,55 +37,89 @@ type loadCounters struct {
 	done atomic.Bool
 }
 
-// builtinLoad runs a closed loop: concurrency workers, each sending its next
+// add adds the counts of a turn of the load, o, to r. A count that either
+// load tool cannot give stays absent.
+func (r *loadResult) add(o loadResult) {
+	r.requests += o.requests
+	r.successes += o.successes
+	r.errors += o.errors
+	r.elapsed += o.elapsed
+	if r.connectErrors != nil && o.connectErrors != nil {
+		*r.connectErrors += *o.connectErrors
+	} else {
+		r.connectErrors = nil
+	}
+	if r.latency != nil && o.latency != nil {
+		r.latency.Merge(o.latency)
+	} else {
+		r.latency = nil
+	}
+}
+
+// builtinLoad is a closed loop: concurrency workers, each sending its next
 // request when the last is answered, over a keep-alive connection of its
 // own, so that the load itself opens no connection after the first. It
-// stops after duration, after requests requests when requests > 0, or when
-// ctx is done. At the end of the duration each worker finishes the request
-// it is waiting for (10 s at most): a request cut short would close its
-// connection.
+// runs in turns (run), on the same connections, and stops for good after
+// requests requests in all when requests > 0.
 //
-// The connections stay open, idle, until the returned func closes them: the
-// load closes first, and its TIME_WAIT toward the server, with no
-// connection left, would look like a client without keepalive to the
-// advisor still sampling.
-func builtinLoad(ctx context.Context, base string, concurrency, requests int, duration time.Duration, counters *loadCounters) (loadResult, func()) {
-	var issued atomic.Int64
-	var mu sync.Mutex
-	total := loadResult{latency: &Histogram{}, connectErrors: new(int64)}
-	var wg sync.WaitGroup
-	transports := make([]*http.Transport, concurrency)
-	start := time.Now()
-	deadline := start.Add(duration)
-	another := func() bool {
-		return time.Now().Before(deadline) && (requests == 0 || issued.Add(1) <= int64(requests))
-	}
-	for worker := range concurrency {
+// The connections stay open, idle, between turns and until close: the load
+// closes first, and its TIME_WAIT toward the server, with no connection
+// left, would look like a client without keepalive to the advisor still
+// sampling.
+type builtinLoad struct {
+	base        string
+	concurrency int
+	requests    int
+	counters    *loadCounters
+	issued      atomic.Int64
+	transports  []*http.Transport
+}
+
+func newBuiltinLoad(base string, concurrency, requests int, counters *loadCounters) *builtinLoad {
+	l := &builtinLoad{base: base, concurrency: concurrency, requests: requests, counters: counters}
+	for range concurrency {
 		// One connection, kept alive.
-		transports[worker] = &http.Transport{
+		l.transports = append(l.transports, &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			MaxConnsPerHost:     1,
 			MaxIdleConnsPerHost: 1,
 			DisableCompression:  true,
-		}
+		})
+	}
+	return l
+}
+
+// run runs one turn of the load: it stops after duration, when the
+// request bound is reached or when ctx is done. At the end of the duration
+// each worker finishes the request it is waiting for (10 s at most): a
+// request cut short would close its connection.
+func (l *builtinLoad) run(ctx context.Context, duration time.Duration) loadResult {
+	var mu sync.Mutex
+	total := loadResult{latency: &Histogram{}, connectErrors: new(int64)}
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(duration)
+	another := func() bool {
+		return time.Now().Before(deadline) && (l.requests == 0 || l.issued.Add(1) <= int64(l.requests))
+	}
+	for worker, transport := range l.transports {
 		wg.Go(func() {
-			w := loadWorker{url: fmt.Sprintf("%s/test/%d", base, worker), counters: counters}
-			w.run(ctx, transports[worker], another)
+			w := loadWorker{url: fmt.Sprintf("%s/test/%d", l.base, worker), counters: l.counters}
+			w.run(ctx, transport, another)
 			mu.Lock()
 			defer mu.Unlock()
-			total.requests += w.res.requests
-			total.successes += w.res.successes
-			total.errors += w.res.errors
-			*total.connectErrors += *w.res.connectErrors
-			total.latency.Merge(w.res.latency)
+			total.add(w.res)
 		})
 	}
 	wg.Wait()
 	total.elapsed = time.Since(start)
-	return total, func() {
-		for _, t := range transports {
-			t.CloseIdleConnections()
-		}
+	return total
+}
+
+// close closes the load's connections.
+func (l *builtinLoad) close() {
+	for _, t := range l.transports {
+		t.CloseIdleConnections()
 	}
 }
 

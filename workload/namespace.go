@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,17 +16,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// childOutput is what a child writes on its stdout: the arm's result, or
-// its error.
+// childOutput is a message of a child on its stdout, one JSON object a
+// line: ready once its servers are up, loaded after each turn of load, and
+// last the arm's result or its error.
 type childOutput struct {
+	Ready    bool       `json:"ready,omitempty"`
+	Loaded   bool       `json:"loaded,omitempty"`
 	Result   *ArmResult `json:"result,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	BadInput bool       `json:"bad_input,omitempty"`
 }
 
-// InNamespace returns a runner that runs each arm in a child process, exe
-// with args(arm), in new network, PID and mount namespaces. The child calls
-// ChildMain.
+// childCommand is what the workload tells a child on its stdin, one JSON
+// object a line: run the load for Load, or finish.
+type childCommand struct {
+	Load   time.Duration `json:"load_ns,omitempty"`
+	Finish bool          `json:"finish,omitempty"`
+}
+
+// InNamespace returns a starter of arms, each in a child process, exe with
+// args(arm), in new network, PID and mount namespaces. The child calls
+// ChildMain, and runs the arm's turns of load and finishes it when the
+// workload tells it to.
 //
 // Nothing of an arm can outlive it. The network namespace has no name: the
 // kernel frees it, with the TIME_WAIT sockets in it, when its last process
@@ -36,89 +46,245 @@ type childOutput struct {
 // included). Its temporary directory is a tmpfs of its mount namespace,
 // gone with it: the servers' files and the advisor's store. And the child
 // gets SIGKILL when this process dies (Pdeathsig), even by SIGKILL. On
-// ctx's end the child gets SIGTERM and stops its servers itself.
-func InNamespace(exe string, args func(arm int) []string, stderr io.Writer) func(context.Context, Arm) (ArmResult, error) {
-	return func(ctx context.Context, arm Arm) (ArmResult, error) {
-		cmd := exec.Command(exe, args(arm.N)...)
-		var stdout bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
-			Pdeathsig:  syscall.SIGKILL,
+// ctx's end, or on Close before Finish, the child gets SIGTERM and stops its
+// servers itself.
+func InNamespace(exe string, args func(arm int) []string, stderr io.Writer) StartArm {
+	return func(ctx context.Context, arm Arm) (ArmRun, error) {
+		c, err := startChild(exe, args(arm.N), stderr)
+		if err != nil {
+			if errors.Is(err, syscall.EPERM) {
+				return nil, &InputError{"cannot create a network namespace (operation not permitted): run as root with CAP_SYS_ADMIN"}
+			}
+			return nil, fmt.Errorf("start the arm in new namespaces: %w", err)
 		}
-		started := make(chan error)
-		waited := make(chan error, 1)
-		go func() {
-			// Pdeathsig follows the thread that started the child.
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			if err := cmd.Start(); err != nil {
-				started <- err
+		if _, err := c.receive(ctx, func(out childOutput) bool { return out.Ready }); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// child is an arm's process, seen from the workload.
+type child struct {
+	cmd      *exec.Cmd
+	commands *os.File // its stdin
+	// out gets its messages, and is closed when its stdout is.
+	out    <-chan childOutput
+	waited chan struct{} // closed once it has exited
+	err    error         // of Wait, once waited is closed
+}
+
+func startChild(exe string, args []string, stderr io.Writer) (*child, error) {
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	c := &child{cmd: cmd, commands: stdinW, waited: make(chan struct{})}
+	started := make(chan error)
+	go func() {
+		// Pdeathsig follows the thread that started the child.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		// The child's ends: this process keeps none open, so that the child's
+		// exit is the end of its stdout.
+		stdinR.Close()
+		stdoutW.Close()
+		started <- err
+		if err != nil {
+			return
+		}
+		c.err = cmd.Wait()
+		close(c.waited)
+	}()
+	if err := <-started; err != nil {
+		stdinW.Close()
+		stdoutR.Close()
+		return nil, err
+	}
+	out := make(chan childOutput)
+	c.out = out
+	go func() {
+		defer close(out)
+		defer stdoutR.Close()
+		dec := json.NewDecoder(stdoutR)
+		for {
+			var msg childOutput
+			if err := dec.Decode(&msg); err != nil {
 				return
 			}
-			started <- nil
-			waited <- cmd.Wait()
-		}()
-		if err := <-started; err != nil {
-			if errors.Is(err, syscall.EPERM) {
-				return ArmResult{}, &InputError{"cannot create a network namespace (operation not permitted): run as root with CAP_SYS_ADMIN"}
-			}
-			return ArmResult{}, fmt.Errorf("start the arm in new namespaces: %w", err)
+			out <- msg
 		}
-		var err error
-		select {
-		case err = <-waited:
-		case <-ctx.Done():
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err = <-waited:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				err = <-waited
-			}
-		}
-		var out childOutput
-		if jsonErr := json.Unmarshal(stdout.Bytes(), &out); jsonErr != nil {
-			return ArmResult{}, fmt.Errorf("the arm's process ended without a result (%v)", err)
-		}
+	}()
+	return c, nil
+}
+
+// receive returns the child's next message, which want must accept: an
+// error message, another message, the end of its output, or ctx's end is an
+// error.
+func (c *child) receive(ctx context.Context, want func(childOutput) bool) (childOutput, error) {
+	select {
+	case <-ctx.Done():
+		c.Close()
+		return childOutput{}, ctx.Err()
+	case msg, ok := <-c.out:
 		switch {
-		case out.BadInput:
-			return ArmResult{}, &InputError{out.Error}
-		case out.Error != "":
-			return ArmResult{}, errors.New(out.Error)
-		case out.Result == nil:
-			return ArmResult{}, errors.New("the arm's process wrote no result")
+		case !ok:
+			<-c.waited
+			return childOutput{}, fmt.Errorf("the arm's process ended without a result (%v)", c.err)
+		case msg.BadInput:
+			return childOutput{}, &InputError{msg.Error}
+		case msg.Error != "":
+			return childOutput{}, errors.New(msg.Error)
+		case !want(msg):
+			return childOutput{}, fmt.Errorf("the arm's process said %+v out of turn", msg)
 		}
-		return *out.Result, nil
+		return msg, nil
 	}
 }
 
-// ChildMain runs arm n inside the namespaces InNamespace made and writes
-// the result, or the error, to w as JSON.
-func ChildMain(ctx context.Context, cfg Config, n int, w io.Writer) error {
-	var out childOutput
-	res, err := childArm(ctx, cfg, n)
-	if err != nil {
-		var input *InputError
-		out.Error, out.BadInput = err.Error(), errors.As(err, &input)
-		if ctx.Err() != nil {
-			out.Error = "interrupted"
-		}
-	} else {
-		out.Result = &res
+// send writes a command to the child.
+func (c *child) send(cmd childCommand) error {
+	if err := json.NewEncoder(c.commands).Encode(cmd); err != nil {
+		return fmt.Errorf("tell the arm's process: %w", err)
 	}
-	return json.NewEncoder(w).Encode(out)
+	return nil
 }
 
-func childArm(ctx context.Context, cfg Config, n int) (ArmResult, error) {
-	arm, ok := ArmByNumber(n)
-	if !ok {
-		return ArmResult{}, &InputError{fmt.Sprintf("no arm %d", n)}
+// Load runs a turn of the arm's load in the child.
+func (c *child) Load(ctx context.Context, d time.Duration) error {
+	if err := c.send(childCommand{Load: d}); err != nil {
+		return err
 	}
-	if err := setUpNamespace(cfg); err != nil {
+	_, err := c.receive(ctx, func(out childOutput) bool { return out.Loaded })
+	return err
+}
+
+// Finish has the child settle, stop everything and send its result.
+func (c *child) Finish(ctx context.Context) (ArmResult, error) {
+	defer c.Close()
+	if err := c.send(childCommand{Finish: true}); err != nil {
 		return ArmResult{}, err
 	}
-	return runArm(ctx, cfg, arm, Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort})
+	out, err := c.receive(ctx, func(out childOutput) bool { return out.Result != nil })
+	if err != nil {
+		return ArmResult{}, err
+	}
+	return *out.Result, nil
+}
+
+// Close ends the child: its stdin closes, which tells it to stop its
+// servers and exit, and so does SIGTERM; after 15 s it gets SIGKILL. Once
+// the child has exited it does nothing more.
+func (c *child) Close() {
+	c.commands.Close()
+	select {
+	case <-c.waited:
+	default:
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.waited:
+		case <-time.After(15 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.waited
+		}
+	}
+	// What it said after it was given up on.
+	go func() {
+		for range c.out {
+		}
+	}()
+}
+
+// ChildMain runs arm n inside the namespaces InNamespace made. It starts
+// the arm, then takes the workload's commands from r, and writes its
+// messages, last the arm's result or its error, to w.
+func ChildMain(ctx context.Context, cfg Config, n int, r io.Reader, w io.Writer) error {
+	out := json.NewEncoder(w)
+	fail := func(err error) error {
+		msg := childOutput{Error: err.Error()}
+		var input *InputError
+		msg.BadInput = errors.As(err, &input)
+		if ctx.Err() != nil {
+			msg.Error = "interrupted"
+		}
+		return out.Encode(msg)
+	}
+	a, err := childArm(ctx, cfg, n)
+	if err != nil {
+		return fail(err)
+	}
+	defer a.close()
+	if err := out.Encode(childOutput{Ready: true}); err != nil {
+		return err
+	}
+	// The commands are read apart, so that ctx's end (SIGTERM) is seen while
+	// the arm waits for its next turn.
+	commands := make(chan childCommand)
+	go func() {
+		defer close(commands)
+		dec := json.NewDecoder(r)
+		for {
+			var cmd childCommand
+			if err := dec.Decode(&cmd); err != nil {
+				return
+			}
+			commands <- cmd
+		}
+	}()
+	for {
+		var cmd childCommand
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case cmd, ok = <-commands:
+		}
+		switch {
+		case !ok:
+			// The workload closed our stdin: it gave up on the arm.
+			return fail(errors.New("the workload ended the arm"))
+		case cmd.Finish:
+			res, err := a.Finish(ctx)
+			if err != nil {
+				return fail(err)
+			}
+			return out.Encode(childOutput{Result: &res})
+		case cmd.Load > 0:
+			if err := a.Load(ctx, cmd.Load); err != nil {
+				return fail(err)
+			}
+			if err := out.Encode(childOutput{Loaded: true}); err != nil {
+				return err
+			}
+		default:
+			return fail(fmt.Errorf("unknown command %+v", cmd))
+		}
+	}
+}
+
+func childArm(ctx context.Context, cfg Config, n int) (*armRun, error) {
+	arm, ok := ArmByNumber(n)
+	if !ok {
+		return nil, &InputError{fmt.Sprintf("no arm %d", n)}
+	}
+	if err := setUpNamespace(cfg); err != nil {
+		return nil, err
+	}
+	return startArm(ctx, cfg, arm, Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort})
 }
 
 // setUpNamespace mounts the arm's temporary directory, brings loopback up

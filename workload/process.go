@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -19,7 +20,9 @@ type process struct {
 	name string
 	cmd  *exec.Cmd
 	// log is the file its output goes to, quoted in errors.
-	log  string
+	log string
+	// out is the file its output goes to, when log is another.
+	out  string
 	done chan struct{}
 	err  error // of Wait, once done is closed
 }
@@ -29,10 +32,14 @@ type process struct {
 // one, up to 30 s), redis-server as a shutdown.
 const stopSignal = syscall.SIGINT
 
-// startProcess starts name with args, its output to logPath. It dies with
-// the thread that started it (Pdeathsig), so the goroutine that starts it
-// stays locked to its thread until it exits: a killed workload leaves no
-// server behind.
+// startProcess starts name with args, its output to logPath, in the
+// directory of logPath. It dies with the thread that started it
+// (Pdeathsig), so the goroutine that starts it stays locked to its thread
+// until it exits: a killed workload leaves no server behind.
+//
+// The working directory is the arm's own: in an arm's mount namespace the
+// workload's may be hidden under the tmpfs mounted on the temporary
+// directory, and gunicorn cannot start where getcwd() fails.
 func startProcess(name, logPath string, env []string, args ...string) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -40,9 +47,10 @@ func startProcess(name, logPath string, env []string, args ...string) (*process,
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = filepath.Dir(logPath)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: stopSignal}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, log: logPath, out: logPath, done: make(chan struct{})}
 	started := make(chan error)
 	go func() {
 		runtime.LockOSThread()
@@ -63,9 +71,13 @@ func startProcess(name, logPath string, env []string, args ...string) (*process,
 }
 
 // exited returns an error saying that the process ended, with the last line
-// of its log.
+// of its log, or of its output when it ended before it opened its log.
 func (p *process) exited() error {
-	return fmt.Errorf("%s exited (%v): %s", p.name, p.err, lastLine(p.log))
+	line := lastLine(p.log)
+	if _, err := os.Stat(p.log); err != nil {
+		line = lastLine(p.out)
+	}
+	return fmt.Errorf("%s exited (%v): %s", p.name, p.err, line)
 }
 
 // stop stops the process group and waits for the process, killing the group

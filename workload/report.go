@@ -121,6 +121,9 @@ func (r Report) describe() (app, load, bound, where string) {
 	if r.Requests > 0 {
 		bound = fmt.Sprintf("%d requests or %gs per arm", r.Requests, r.Duration)
 	}
+	if r.Rounds > 1 {
+		bound += fmt.Sprintf(" in %d interleaved turns of %gs", r.Rounds, r.Duration/float64(r.Rounds))
+	}
 	where = "each arm in network namespaces of its own"
 	if r.Isolation != "namespace" {
 		where = "on the host's loopback"

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tcpadvisor/tcpadvisor/exporter"
@@ -47,6 +48,10 @@ type Config struct {
 	// Duration is how long the load runs in each arm; with Requests it is
 	// the bound on time.
 	Duration time.Duration
+	// Rounds, when above 1, interleaves the arms: their servers all start,
+	// then each arm's load runs for Duration/Rounds in turn, Rounds times
+	// over (1, 2, 3, 4, 1, 2, …).
+	Rounds int
 	// Requests, when above 0, stops the built-in load after that many
 	// requests.
 	Requests    int
@@ -226,6 +231,7 @@ type Report struct {
 	App         string      `json:"app"`
 	Load        string      `json:"load"`
 	Duration    float64     `json:"duration_seconds"`
+	Rounds      int         `json:"rounds"`
 	Requests    int         `json:"requests_limit,omitempty"`
 	Concurrency int         `json:"concurrency"`
 	TimeScale   float64     `json:"rules_time_scale"`
@@ -259,28 +265,108 @@ type ArmResult struct {
 	Measurement
 }
 
-// Run runs the arms of cfg, one after the other, each with runArm.
-func Run(ctx context.Context, cfg Config, isolation string, runArm func(context.Context, Arm) (ArmResult, error)) (Report, error) {
+// ArmRun is an arm whose servers are up and sampled: its load runs in one
+// or more turns, then Finish samples on for the settle time, stops
+// everything and returns what the arm measured.
+type ArmRun interface {
+	// Load runs the arm's load for d and adds what it measured to the arm's.
+	Load(ctx context.Context, d time.Duration) error
+	Finish(ctx context.Context) (ArmResult, error)
+	// Close stops everything the arm started; after Finish it does nothing.
+	Close()
+}
+
+// StartArm starts an arm's servers and its sampling.
+type StartArm func(context.Context, Arm) (ArmRun, error)
+
+// Run runs the arms of cfg, each started with start. With one round the
+// arms run one after the other. With more, they are interleaved: every
+// arm's servers start, then the arms take turns of Duration/Rounds, so that
+// other work on the machine, which comes and goes over seconds, weighs on
+// every arm alike; the arms start together and settle together.
+func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Report, error) {
 	report := Report{
-		Isolation: isolation, App: cfg.App, Load: cfg.Load, Duration: cfg.Duration.Seconds(),
+		Isolation: isolation, App: cfg.App, Load: cfg.Load, Duration: cfg.Duration.Seconds(), Rounds: max(cfg.Rounds, 1),
 		Requests: cfg.Requests, Concurrency: cfg.Concurrency, TimeScale: cfg.TimeScale,
 	}
-	for _, n := range cfg.Arms {
-		arm, _ := ArmByNumber(n)
-		res, err := runArm(ctx, arm)
-		if err != nil {
-			if ctx.Err() != nil {
-				return report, fmt.Errorf("interrupted during arm %d; everything it started is stopped", n)
-			}
-			var input *InputError
-			if errors.As(err, &input) {
-				return report, err
-			}
-			return report, fmt.Errorf("arm %d (%s): %w", n, arm.Name, err)
+	fail := func(arm Arm, err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted during arm %d; everything it started is stopped", arm.N)
 		}
-		report.Arms = append(report.Arms, res)
+		var input *InputError
+		if errors.As(err, &input) {
+			return err
+		}
+		return fmt.Errorf("arm %d (%s): %w", arm.N, arm.Name, err)
 	}
+	if report.Rounds == 1 {
+		for _, n := range cfg.Arms {
+			arm, _ := ArmByNumber(n)
+			res, err := runOnce(ctx, cfg, arm, start)
+			if err != nil {
+				return report, fail(arm, err)
+			}
+			report.Arms = append(report.Arms, res)
+		}
+		return report, nil
+	}
+
+	runs := make([]ArmRun, len(cfg.Arms))
+	defer func() {
+		for _, r := range runs {
+			if r != nil {
+				r.Close()
+			}
+		}
+	}()
+	// The arms start together: a Python app takes seconds to start.
+	arms := make([]Arm, len(cfg.Arms))
+	errs := make([]error, len(cfg.Arms))
+	var wg sync.WaitGroup
+	for i, n := range cfg.Arms {
+		arms[i], _ = ArmByNumber(n)
+		wg.Go(func() { runs[i], errs[i] = start(ctx, arms[i]) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return report, fail(arms[i], err)
+		}
+	}
+	turn := cfg.Duration / time.Duration(report.Rounds)
+	for range report.Rounds {
+		for i, r := range runs {
+			if err := r.Load(ctx, turn); err != nil {
+				return report, fail(arms[i], err)
+			}
+		}
+	}
+	results := make([]ArmResult, len(runs))
+	for i, r := range runs {
+		wg.Go(func() { results[i], errs[i] = r.Finish(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return report, fail(arms[i], err)
+		}
+	}
+	report.Arms = results
 	return report, nil
+}
+
+// runOnce starts an arm, runs its load for the whole duration and finishes
+// it.
+func runOnce(ctx context.Context, cfg Config, arm Arm, start StartArm) (ArmResult, error) {
+	r, err := start(ctx, arm)
+	if err != nil {
+		return ArmResult{}, err
+	}
+	defer r.Close()
+	if err := r.Load(ctx, cfg.Duration); err != nil {
+		return ArmResult{}, err
+	}
+	return r.Finish(ctx)
 }
 
 // addrString formats a loopback address.

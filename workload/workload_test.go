@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -295,8 +297,8 @@ func TestThousands(t *testing.T) {
 	}
 }
 
-// TestBuiltinLoad drives a local server: each worker keeps one connection,
-// the request bound holds, and an error page that says the app could not
+// TestBuiltinLoad drives a local server: each worker keeps one connection
+// over the turns of the load, the request bound holds over them, and an error page that says the app could not
 // get a local port counts as a connect error.
 func TestBuiltinLoad(t *testing.T) {
 	var mu sync.Mutex
@@ -324,8 +326,13 @@ func TestBuiltinLoad(t *testing.T) {
 	defer srv.Close()
 
 	var counters loadCounters
-	res, closeLoad := builtinLoad(context.Background(), srv.URL, 4, 1000, 10*time.Second, &counters)
-	closeLoad()
+	load := newBuiltinLoad(srv.URL, 4, 1000, &counters)
+	// Two turns on the same connections: the bound is the load's, not a
+	// turn's.
+	res := load.run(context.Background(), 20*time.Millisecond)
+	res.add(load.run(context.Background(), 10*time.Second))
+	res.add(load.run(context.Background(), 10*time.Second))
+	load.close()
 	if res.requests != 1000 || res.successes != 500 || res.errors != 500 || *res.connectErrors != 500 {
 		t.Errorf("requests %d, successes %d, errors %d, connect errors %d; want 1000, 500, 500, 500",
 			res.requests, res.successes, res.errors, *res.connectErrors)
@@ -344,9 +351,106 @@ func TestBuiltinLoad(t *testing.T) {
 
 	// Bounded in time too: no request bound, a 300 ms duration.
 	start := time.Now()
-	res, closeLoad = builtinLoad(context.Background(), srv.URL, 2, 0, 300*time.Millisecond, &counters)
-	closeLoad()
+	load = newBuiltinLoad(srv.URL, 2, 0, &counters)
+	res = load.run(context.Background(), 300*time.Millisecond)
+	load.close()
 	if elapsed := time.Since(start); elapsed > 2*time.Second || res.requests == 0 {
 		t.Errorf("a 300 ms load took %v for %d requests", elapsed, res.requests)
 	}
+}
+
+// fakeArm records what Run has an arm do.
+type fakeArm struct {
+	n    int
+	log  *[]string
+	mu   *sync.Mutex
+	fail string // the step that fails
+}
+
+func (f *fakeArm) record(step string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*f.log = append(*f.log, fmt.Sprintf("%s %d", step, f.n))
+	if step == f.fail {
+		return fmt.Errorf("%s failed", step)
+	}
+	return nil
+}
+
+func (f *fakeArm) Load(_ context.Context, d time.Duration) error {
+	return f.record(fmt.Sprintf("load %v", d))
+}
+
+func (f *fakeArm) Finish(context.Context) (ArmResult, error) {
+	return ArmResult{Arm: f.n}, f.record("finish")
+}
+
+func (f *fakeArm) Close() { _ = f.record("close") }
+
+// TestRunRounds checks the order of the arms' turns: one after the other
+// in one round, interleaved in more, and every started arm closed when one
+// fails to start or in a turn.
+func TestRunRounds(t *testing.T) {
+	tests := []struct {
+		name   string
+		rounds int
+		fail   string // of arm 2
+		want   []string
+		err    string
+	}{
+		{"one round", 1, "", []string{
+			"start 1", "load 6s 1", "finish 1", "close 1", "start 2", "load 6s 2", "finish 2", "close 2",
+		}, ""},
+		{"three rounds", 3, "", []string{
+			// Started together, in any order.
+			"start *", "start *", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2",
+			// Finished together, in any order; closed after.
+			"finish *", "finish *", "close 1", "close 2",
+		}, ""},
+		{"a turn fails", 3, "load 2s", []string{
+			"start *", "start *", "load 2s 1", "load 2s 2", "close 1", "close 2",
+		}, "arm 2 (app → Redis, pool): load 2s failed"},
+		{"a start fails", 3, "start", []string{
+			"start *", "start *", "close 1",
+		}, "arm 2 (app → Redis, pool): start failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log []string
+			var mu sync.Mutex
+			start := func(_ context.Context, arm Arm) (ArmRun, error) {
+				f := &fakeArm{n: arm.N, log: &log, mu: &mu}
+				if arm.N == 2 {
+					f.fail = tt.fail
+				}
+				if err := f.record("start"); err != nil {
+					return nil, err
+				}
+				return f, nil
+			}
+			cfg := Config{Arms: []int{1, 2}, Duration: 6 * time.Second, Rounds: tt.rounds}
+			r, err := Run(context.Background(), cfg, "test", start)
+			if fmt.Sprint(err) != fmt.Sprint(errorOrNil(tt.err)) {
+				t.Errorf("error %v, want %q", err, tt.err)
+			}
+			for i, step := range log {
+				if i < len(tt.want) && strings.HasSuffix(tt.want[i], "*") && strings.HasPrefix(step, strings.TrimSuffix(tt.want[i], "*")) {
+					log[i] = tt.want[i]
+				}
+			}
+			if !slices.Equal(log, tt.want) {
+				t.Errorf("steps %q\nwant  %q", log, tt.want)
+			}
+			if err == nil && (r.Rounds != tt.rounds || len(r.Arms) != 2 || r.Arms[0].Arm != 1 || r.Arms[1].Arm != 2) {
+				t.Errorf("report of %d rounds, arms %+v", r.Rounds, r.Arms)
+			}
+		})
+	}
+}
+
+func errorOrNil(s string) error {
+	if s == "" {
+		return nil
+	}
+	return errors.New(s)
 }
