@@ -63,6 +63,7 @@ fi
 
 idle_processes=${IDLE_PROCESSES:-300}
 idle_pids=()
+cgroup=
 ns=tcpadv-bench-$$
 tmp=$(mktemp -d /tmp/tcpadv-bench.XXXXXX)
 pids=()
@@ -96,8 +97,14 @@ cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
 	stop
-	((${#idle_pids[@]} == 0)) || kill "${idle_pids[@]}" 2>/dev/null || true
+	if ((${#idle_pids[@]} > 0)); then
+		kill "${idle_pids[@]}" 2>/dev/null || true
+		wait "${idle_pids[@]}" 2>/dev/null || true
+	fi
 	ip netns del "$ns" 2>/dev/null || true
+	if [[ -n $cgroup ]]; then
+		rmdir "$cgroup"/*/ "$cgroup" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 	exit "$status"
 }
@@ -106,6 +113,31 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 in_ns() { ip netns exec "$ns" "$@"; }
+
+# A host's processes live in cgroups of their own (systemd units), which
+# owner attribution names them by: the daemons, the population, the idle
+# processes and the scraping curl each get one, under $cgroup, when the
+# cgroup v2 hierarchy is there to make them.
+cgroup=
+cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+if [[ -n $cgroup2 ]] && mkdir "$cgroup2/tcpadv-bench-$$.slice" 2>/dev/null; then
+	cgroup=$cgroup2/tcpadv-bench-$$.slice
+	for unit in tcpadvisor.service population.service idle.service scraper.scope; do
+		mkdir "$cgroup/$unit"
+	done
+else
+	echo "run.sh: no writable cgroup v2 hierarchy: every process stays in this script's cgroup" >&2
+fi
+
+# in_unit sets $in_unit to the command prefix that runs a command in the
+# cgroup UNIT (when there are cgroups): a shell that moves itself there and
+# execs the command, so that the PID started in the background is the
+# command's.
+in_unit() {
+	in_unit=()
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	[[ -z $cgroup ]] || in_unit=(bash -c 'echo $$ >"$0" && exec "$@"' "$cgroup/$1/cgroup.procs")
+}
 
 # new_namespace makes a fresh namespace, so that no TIME_WAIT socket of an
 # earlier size is left, and sets what the population needs in it.
@@ -129,7 +161,10 @@ new_namespace() {
 start() {
 	local name=$1
 	shift
-	ip netns exec "$ns" "$@" >"$tmp/$name.log" 2>&1 &
+	# nsenter, not ip netns exec, which would remount /sys and hide the
+	# cgroup tree from the daemons.
+	in_unit tcpadvisor.service
+	"${in_unit[@]}" nsenter --net="/run/netns/$ns" -- "$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!)
 	last_pid=$!
 }
@@ -149,7 +184,8 @@ wait_http() {
 # came to file (default: nowhere).
 scrape_ms() {
 	local t
-	t=$(in_ns curl -sf -o "${2:-/dev/null}" --max-time 10 -w '%{time_total}' "$1") || return 1
+	in_unit scraper.scope
+	t=$("${in_unit[@]}" ip netns exec "$ns" curl -sf -o "${2:-/dev/null}" --max-time 10 -w '%{time_total}' "$1") || return 1
 	awk -v t="$t" 'BEGIN { printf "%.3f\n", t * 1000 }'
 }
 
@@ -259,7 +295,8 @@ measure_size() {
 	rm -f "$tmp/population.in"
 	mkfifo "$tmp/population.in"
 	t_start=$EPOCHREALTIME
-	ip netns exec "$ns" "$tmp/population" -time-wait "$tw" -established "$pairs" -base-port "$population_base_port" \
+	in_unit population.service
+	"${in_unit[@]}" ip netns exec "$ns" "$tmp/population" -time-wait "$tw" -established "$pairs" -base-port "$population_base_port" \
 		-hold 120s -build-timeout 40s <"$tmp/population.in" >"$tmp/population.out" 2>"$tmp/population.log" &
 	pop=$!
 	pids+=("$pop")
@@ -324,7 +361,8 @@ measure_size() {
 # A few hundred idle processes, so that owner attribution has a host's
 # worth of /proc to read; they end with the script.
 for ((i = 0; i < idle_processes; i++)); do
-	sleep 600 &
+	in_unit idle.service
+	"${in_unit[@]}" sleep 600 &
 	idle_pids+=($!)
 done
 

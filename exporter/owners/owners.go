@@ -160,9 +160,10 @@ type Resolver struct {
 	caps       capabilities
 	capsKnown  bool
 	// unresolved counts the Lookups since the last Refresh whose socket
-	// had an inode that no process read so far holds: only they make
-	// a Refresh read fd tables once a full pass is done.
-	unresolved  int
+	// had an inode that no process read so far holds and no known cgroup:
+	// only they make a Refresh read fd tables round robin once a full pass
+	// is done. Those with a known cgroup have it read in pending instead.
+	unresolved int
 	newInodes   []uint32
 	cgroupProcs []int32
 }
@@ -255,7 +256,7 @@ func (r *Resolver) Lookup(cgroupID uint64, inode uint32) Owner {
 			}
 		}
 	}
-	if inode != 0 && (cg == nil || cg.comm == "") {
+	if inode != 0 && cg == nil {
 		r.unresolved++
 	}
 	if cg != nil && inode != 0 {
@@ -373,8 +374,9 @@ func (r *Resolver) walkCgroups() {
 // scanProcesses lists the processes, forgets the dead ones, and reads the fd
 // tables of the next budget of them in PID order, wrapping around. Once a
 // full pass is done, it reads fd tables only when Lookups since the last
-// Refresh met sockets that no process read so far holds: on a host whose
-// sockets are all known, a scrape reads no fd table.
+// Refresh met sockets that no process read so far holds and whose cgroup is
+// unknown: on a host whose sockets are all known, or whose new sockets come
+// from known cgroups (read by nameCgroups), a scrape reads no fd table here.
 func (r *Resolver) scanProcesses(ctx context.Context) {
 	needed := !r.last.done || r.unresolved > 0
 	r.unresolved = 0
@@ -422,18 +424,27 @@ func (r *Resolver) scanProcesses(ctx context.Context) {
 	r.cursor = r.pids[i]
 }
 
-// scanProcess reads the name, cgroup and socket inodes of one process.
+// scanProcess reads the name, cgroup and socket inodes of one process, as
+// part of the pass under way.
 func (r *Resolver) scanProcess(pid int32) {
 	r.scan.scanned++
+	if err := r.readSockets(pid); errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		r.scan.unreadable++
+	}
+}
+
+// readSockets reads the name, cgroup and socket inodes of one process. It
+// returns EACCES or EPERM when they cannot be read, and forgets a process
+// that exited.
+func (r *Resolver) readSockets(pid int32) error {
 	p, err := r.readProcess(pid)
 	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 		// procfs mounted with hidepid=1.
-		r.scan.unreadable++
-		return
+		return err
 	}
 	if err != nil {
 		r.forget(pid)
-		return
+		return nil
 	}
 	r.newInodes = r.newInodes[:0]
 	err = r.socketInodes(pid, r.direntBuf, func(inode uint32) {
@@ -441,12 +452,11 @@ func (r *Resolver) scanProcess(pid int32) {
 	})
 	switch {
 	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
-		r.scan.unreadable++
-		return
+		return err
 	case err != nil:
 		// Exited under the scan: its sockets are gone too.
 		r.forget(pid)
-		return
+		return nil
 	}
 	for _, inode := range p.inodes {
 		if r.inodes[inode] == pid {
@@ -467,6 +477,7 @@ func (r *Resolver) scanProcess(pid int32) {
 		r.inodes[inode] = pid
 		p.inodes = append(p.inodes, inode)
 	}
+	return nil
 }
 
 // readProcess reads the name and the cgroup of a process into its entry,
@@ -544,8 +555,9 @@ func (r *Resolver) readSocketInodes(pid int32, buf []byte, fn func(inode uint32)
 }
 
 // nameCgroups finds, for each cgroup whose sockets Lookup could not
-// attribute to a process, whether all its processes have one name, reading
-// at most the scan budget of processes.
+// attribute to a process, whether all its processes have one name; if they
+// do not, it reads their fd tables. It reads at most the scan budget of
+// processes.
 func (r *Resolver) nameCgroups(ctx context.Context) {
 	budget := r.budget
 	for _, cg := range r.pending {
@@ -570,7 +582,13 @@ func (r *Resolver) nameCgroups(ctx context.Context) {
 			continue
 		}
 		budget -= len(r.cgroupProcs)
-		cg.comm = r.sharedComm(r.cgroupProcs)
+		if cg.comm = r.sharedComm(r.cgroupProcs); cg.comm == "" {
+			// Processes of several names: read theirs, not every
+			// process's, to find which one holds the new sockets.
+			for _, pid := range r.cgroupProcs {
+				r.readSockets(pid)
+			}
+		}
 	}
 	r.pending = r.pending[:0]
 }

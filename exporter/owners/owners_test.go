@@ -345,6 +345,41 @@ func TestNoScanWhenWarm(t *testing.T) {
 	}
 }
 
+// TestTargetedScan: a new socket from a known cgroup whose processes have
+// several names makes the next Refresh read that cgroup's processes only,
+// not the round robin over every process.
+func TestTargetedScan(t *testing.T) {
+	f := newFixture(t)
+	for i := range 20 {
+		f.process(100+i, "idle", 1, "/idle.slice", uint32(1000+i))
+	}
+	f.process(200, "cron", 1, "/cron.service")
+	f.process(201, "report", 1, "/cron.service")
+	cron := f.cgroupDir("/cron.service", 200, 201)
+	f.cgroupDir("/idle.slice", 100)
+	r, _ := f.resolver(5)
+	var reads []int32
+	r.socketInodes = func(pid int32, buf []byte, fn func(uint32)) error {
+		reads = append(reads, pid)
+		return r.readSocketInodes(pid, buf, fn)
+	}
+	for !r.last.done {
+		r.Refresh(context.Background())
+	}
+	f.process(201, "report", 1, "/cron.service", 5000)
+	if got := r.Lookup(cron, 5000); got != (Owner{Unit: "cron.service", Process: Unknown}) {
+		t.Fatalf("a socket not read yet: %+v", got)
+	}
+	reads = reads[:0]
+	r.Refresh(context.Background())
+	if !slices.Equal(reads, []int32{200, 201}) {
+		t.Errorf("the Refresh after the miss read the fd tables of %v, want the cgroup's [200 201] only", reads)
+	}
+	if got, want := r.Lookup(cron, 5000), (Owner{Unit: "cron.service", Process: "report"}); got != want {
+		t.Errorf("after the targeted read: %+v, want %+v", got, want)
+	}
+}
+
 // TestPIDReuse checks that a process that took the PID of one that exited
 // is not given its sockets or its name.
 func TestPIDReuse(t *testing.T) {
