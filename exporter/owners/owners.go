@@ -163,7 +163,7 @@ type Resolver struct {
 	// had an inode that no process read so far holds and no known cgroup:
 	// only they make a Refresh read fd tables round robin once a full pass
 	// is done. Those with a known cgroup have it read in pending instead.
-	unresolved int
+	unresolved  int
 	newInodes   []uint32
 	cgroupProcs []int32
 }
