@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,28 +104,16 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	return New(collectors, opts.Timeout, logger), nil
 }
 
-// unitOfPID names the unit or container a process runs in, from its cgroup,
-// to label the network namespace it holds; "" when unknown.
+// unitOfPID names the unit or container a process runs in, to label the
+// network namespace it holds; "" when that says nothing of its own (the root
+// cgroup, or unknown).
 func unitOfPID(procPath string, pid int) string {
-	b, err := os.ReadFile(filepath.Join(procPath, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
+	switch unit := owners.OwnerOfPID(procPath, pid).Unit; unit {
+	case owners.Unknown, owners.HostUnit:
 		return ""
+	default:
+		return unit
 	}
-	// The cgroup v2 line, 0::PATH, else the first v1 line that has a path.
-	var path string
-	for line := range strings.Lines(string(b)) {
-		fields := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(fields) != 3 {
-			continue
-		}
-		if fields[0] == "0" || path == "" || path == "/" {
-			path = fields[2]
-		}
-	}
-	if path == "" || path == "/" {
-		return ""
-	}
-	return owners.UnitFromCgroupPath(path)
 }
 
 // ownerResolver adapts an owners.Resolver to the census's Owner type.

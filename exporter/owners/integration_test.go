@@ -268,7 +268,7 @@ func TestIntegrationCgroupOwner(t *testing.T) {
 		t.Errorf("Lookup of a socket not read yet, in a cgroup of one process = %+v, want %+v", got, want)
 	}
 
-	if got := r.OwnerOfPID(cmd.Process.Pid); got != want {
+	if got := OwnerOfPID("/proc", cmd.Process.Pid); got != want {
 		t.Errorf("OwnerOfPID(%d) = %+v, want %+v", cmd.Process.Pid, got, want)
 	}
 }

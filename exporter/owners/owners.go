@@ -648,11 +648,12 @@ func (r *Resolver) Status() Status {
 }
 
 // OwnerOfPID names the unit or container and the process of one PID, from
-// its /proc/PID/cgroup and /proc/PID/stat. It reads them afresh: it serves
-// the labelling of a few network namespaces, not the sockets.
-func (r *Resolver) OwnerOfPID(pid int) Owner {
+// procPath/PID/cgroup and procPath/PID/stat. It reads them afresh and needs
+// no Resolver: it serves the labelling of a few network namespaces, not the
+// sockets.
+func OwnerOfPID(procPath string, pid int) Owner {
 	o := Owner{Unit: Unknown, Process: Unknown}
-	base := r.procPath + "/" + strconv.Itoa(pid)
+	base := procPath + "/" + strconv.Itoa(pid)
 	buf := make([]byte, 4096)
 	if n, err := readFile(base+"/cgroup", buf); err == nil {
 		o.Unit = unitFromProcCgroup(buf[:n])

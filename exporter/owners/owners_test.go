@@ -170,11 +170,10 @@ func TestLookup(t *testing.T) {
 func TestOwnerOfPID(t *testing.T) {
 	f := newFixture(t)
 	f.process(100, "nginx", 10, "/system.slice/nginx.service")
-	r, _ := f.resolver(0)
-	if got, want := r.OwnerOfPID(100), (Owner{"nginx.service", "nginx"}); got != want {
+	if got, want := OwnerOfPID(f.proc, 100), (Owner{"nginx.service", "nginx"}); got != want {
 		t.Errorf("OwnerOfPID(100) = %+v, want %+v", got, want)
 	}
-	if got := r.OwnerOfPID(101); got != unknownOwner() {
+	if got := OwnerOfPID(f.proc, 101); got != unknownOwner() {
 		t.Errorf("OwnerOfPID of a PID that does not exist = %+v, want %+v", got, unknownOwner())
 	}
 }

@@ -182,7 +182,7 @@ func unitFromProcCgroup(b []byte) string {
 			return UnitFromCgroupPath(path)
 		}
 	}
-	return hostUnit
+	return HostUnit
 }
 
 // capabilities holds the effective capabilities of a process, from the

@@ -13,9 +13,9 @@ const maxLabelLen = 64
 // containerIDLen is how much of a container id names it, as docker ps shows.
 const containerIDLen = 12
 
-// hostUnit names the root cgroup: kernel threads and processes that no
+// HostUnit names the root cgroup: kernel threads and processes that no
 // service manager placed anywhere.
-const hostUnit = "host"
+const HostUnit = "host"
 
 // UnitFromCgroupPath names the owner of a cgroup v2 path, such as
 // "/system.slice/nginx.service" or
@@ -31,7 +31,7 @@ const hostUnit = "host"
 func UnitFromCgroupPath(path string) string {
 	path = strings.Trim(path, "/")
 	if path == "" {
-		return hostUnit
+		return HostUnit
 	}
 	components := strings.Split(path, "/")
 	for i, c := range components {
