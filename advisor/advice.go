@@ -73,8 +73,11 @@ type Advice struct {
 // attributes sockets (tcpadvisor_outbound_owner_sockets,
 // tcpadvisor_inbound_owner_sockets).
 type Owner struct {
-	Unit    string  `json:"unit"`
-	Process string  `json:"process"`
+	Unit    string `json:"unit"`
+	Process string `json:"process"`
+	// Runtime is the process's language runtime, when the exporter could
+	// tell it (tcpadvisor_owner_runtime_info): "go", "python", ...
+	Runtime string  `json:"runtime,omitempty"`
 	Sockets float64 `json:"sockets"`
 }
 

@@ -253,6 +253,9 @@ func TestAdviceNamesTheOwner(t *testing.T) {
 			&Owner{Unit: "redis-client.service", Process: "redis-bench", Sockets: 300}, []string{"go", "python"}},
 		{"no owners", "pool", redis, redisOwners, nil,
 			"This host opens a new TCP connection", nil, []string{"go", "python"}},
+		{"go pool", "pool", redis, redisOwners, ownerSamples("redis-client"),
+			"Unit redis-client.service (process redis-client) on this host opens",
+			&Owner{Unit: "redis-client.service", Process: "redis-client", Runtime: "go", Sockets: 300}, []string{"go"}},
 		{"nginx without upstream keepalive", "upstream-keepalive", upstream, upstreamOwners,
 			[]engine.Sample{{Labels: map[string]string{"owner": "nginx.service", "process": "nginx"}, Value: 900}},
 			"Unit nginx.service (process nginx) on this host opens a new HTTP connection to 127.0.0.1:5000",
@@ -262,6 +265,8 @@ func TestAdviceNamesTheOwner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &fakeSource{alerts: []engine.Alert{alert("A", tt.id, "warning", "firing", tt.target)}, answers: hostSysctls(2)}
 			src.answers[tt.query] = tt.owners
+			src.answers[`tcpadvisor_owner_runtime_info{`+scope+`,process="redis-client"}`] = []engine.Sample{
+				{Labels: map[string]string{"process": "redis-client", "runtime": "go"}, Value: 1}}
 			adv := newAdvisor(src, "").Report(context.Background(), since.Add(time.Hour)).Advice[0]
 			if !strings.Contains(adv.Recommendation, tt.wantText) {
 				t.Errorf("recommendation %q lacks %q", adv.Recommendation, tt.wantText)

@@ -136,6 +136,9 @@ func (a *Advisor) advise(ctx context.Context, alert engine.Alert) Advice {
 	}
 	if q, ok := t.ownersQuery(); ok {
 		adv.Owner = a.owner(ctx, scoped(q, scope))
+		if adv.Owner != nil {
+			adv.Owner.Runtime = a.runtime(ctx, adv.Owner.Process, scope)
+		}
 		adv.Evidence = append(adv.Evidence, a.evidence(ctx, evidenceQuery{name: "sockets held by", expr: q, by: "owner"}, scope)...)
 	}
 	f := a.facts(ctx, scope)
@@ -235,6 +238,16 @@ func (a *Advisor) owner(ctx context.Context, query string) *Owner {
 		}
 	}
 	return best
+}
+
+// runtime returns the language runtime the exporter found for the processes
+// named process, or "".
+func (a *Advisor) runtime(ctx context.Context, process, scope string) string {
+	samples, err := a.source.Query(ctx, scoped(fmt.Sprintf("tcpadvisor_owner_runtime_info{process=%q}", process), scope))
+	if err != nil || len(samples) == 0 {
+		return ""
+	}
+	return samples[0].Labels["runtime"]
 }
 
 // facts are the host's settings the fixes depend on, and who owns the

@@ -58,7 +58,8 @@ func (f facts) who() string {
 }
 
 // forProcess keeps the fixes written for the owner's kind of process, when
-// it is one the fixes know (nginx, python), else all of them.
+// it is one the fixes know (nginx, a Go or Python program), else all of
+// them.
 func (f facts) forProcess(fixes []Fix) []Fix {
 	if f.owner == nil {
 		return fixes
@@ -67,7 +68,9 @@ func (f facts) forProcess(fixes []Fix) []Fix {
 	switch p := f.owner.Process; {
 	case p == "nginx":
 		language = "nginx"
-	case strings.HasPrefix(p, "python"), p == "gunicorn", p == "uwsgi", p == "celery":
+	case f.owner.Runtime == "go":
+		language = "go"
+	case f.owner.Runtime == "python", strings.HasPrefix(p, "python"), p == "gunicorn", p == "uwsgi", p == "celery":
 		language = "python"
 	}
 	var kept []Fix

@@ -399,6 +399,13 @@ type fixtureOwners struct{}
 
 func (fixtureOwners) Refresh(context.Context) {}
 
+func (fixtureOwners) Runtime(process string) string {
+	if process == "gunicorn" {
+		return "python"
+	}
+	return ""
+}
+
 func (fixtureOwners) Lookup(cgroupID uint64, _ uint32) census.Owner {
 	if cgroupID == 0 {
 		return census.UnknownOwner

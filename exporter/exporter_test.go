@@ -66,6 +66,10 @@ type ownerFixture struct{}
 
 func (ownerFixture) Refresh(context.Context) {}
 
+func (ownerFixture) Runtime(process string) string {
+	return map[string]string{"gunicorn": "python", "python3": "python", "warmer": "go"}[process]
+}
+
 func (ownerFixture) Lookup(cgroupID uint64, _ uint32) census.Owner {
 	switch cgroupID {
 	case 10:

@@ -463,6 +463,7 @@ func TestIntegrationOwners(t *testing.T) {
 		port, unit, filepath.Base(os.Args[0]))
 	expect(t, gather(t, e), map[string]float64{
 		key: connections,
-		`tcpadvisor_owner_attribution_up{source="cgroup"}`: 1,
+		`tcpadvisor_owner_attribution_up{source="cgroup"}`:                                               1,
+		fmt.Sprintf(`tcpadvisor_owner_runtime_info{process=%q,runtime="go"}`, filepath.Base(os.Args[0])): 1,
 	})
 }

@@ -28,6 +28,9 @@ type OwnerResolver interface {
 	Refresh(ctx context.Context)
 	// Lookup returns the owner of a socket without blocking.
 	Lookup(cgroupID uint64, inode uint32) census.Owner
+	// Runtime returns the language runtime of the processes of a name
+	// ("go", "python", ...), or "" when unknown.
+	Runtime(process string) string
 }
 
 // SocketsSources are where a SocketsCollector reads from.
@@ -70,6 +73,7 @@ type SocketsCollector struct {
 	retriesDesc           *prometheus.Desc
 	outboundOwnerDesc     *prometheus.Desc
 	inboundOwnerDesc      *prometheus.Desc
+	runtimeDesc           *prometheus.Desc
 }
 
 // NewSocketsCollector returns a collector that dumps sockets from sources,
@@ -129,6 +133,9 @@ func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabe
 		inboundOwnerDesc: desc("inbound_owner_sockets",
 			"Inbound TCP sockets, in any state, on a listed service port, by owner (systemd unit or container) and process. TIME_WAIT and SYN_RECV sockets have no owner in the kernel: they are given to the owner of the port's listener, else to owner=\"unknown\".",
 			"port", "owner", "process"),
+		runtimeDesc: desc("owner_runtime_info",
+			"1 for each process name of the owner series whose language runtime its executable tells: go (Go's build information), or an interpreter (python, java, node, ruby, php, perl) by the executable's name.",
+			"process", "runtime"),
 	}
 }
 
@@ -265,8 +272,29 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 	gauge(c.limitReachedDesc, boolValue(r.PeersTruncated), "peers")
 	if c.sources.Owners != nil {
 		gauge(c.limitReachedDesc, boolValue(r.OwnersTruncated), "owners")
+		c.sendRuntimes(ch, r)
 	}
 	ch <- prometheus.MustNewConstMetric(c.retriesDesc, prometheus.CounterValue, float64(c.retries))
+}
+
+// sendRuntimes sends the runtime of each process named in the owner series.
+func (c *SocketsCollector) sendRuntimes(ch chan<- prometheus.Metric, r census.Result) {
+	processes := map[string]bool{}
+	for _, d := range r.Destinations {
+		for _, o := range d.Owners {
+			processes[o.Owner.Process] = true
+		}
+	}
+	for _, p := range r.ServicePorts {
+		for _, o := range p.Owners {
+			processes[o.Owner.Process] = true
+		}
+	}
+	for process := range processes {
+		if runtime := c.sources.Owners.Runtime(process); runtime != "" {
+			ch <- prometheus.MustNewConstMetric(c.runtimeDesc, prometheus.GaugeValue, 1, process, runtime)
+		}
+	}
 }
 
 // outboundStates and inboundStates are the states a socket of each side can

@@ -15,11 +15,14 @@ package owners
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +70,9 @@ const (
 	// may outlive its cgroup).
 	maxUnknownCgroups = 64
 	maxAbsentCgroups  = 4096
+
+	// maxRuntimes caps the process names whose runtime is remembered.
+	maxRuntimes = 4096
 
 	// cgroupWalkInterval rate-limits the walks of the cgroup tree that an
 	// unknown cgroup id prompts, on a host where containers come and go.
@@ -159,6 +165,9 @@ type Resolver struct {
 	scan, last pass
 	caps       capabilities
 	capsKnown  bool
+	// runtimes maps a process name to the language runtime of the first
+	// process read with that name: see Runtime.
+	runtimes map[string]string
 	// unresolved counts the Lookups since the last Refresh whose socket
 	// had an inode that no process read so far holds and no known cgroup:
 	// only they make a Refresh read fd tables round robin once a full pass
@@ -218,6 +227,7 @@ func New(opts Options) *Resolver {
 		absentCgroups: map[uint64]struct{}{},
 		pending:       make([]*cgroup, 0, maxPendingCgroups),
 		inodes:        map[uint32]int32{},
+		runtimes:      map[string]string{},
 		procs:         map[int32]*process{},
 	}
 	r.socketInodes = r.readSocketInodes
@@ -502,13 +512,56 @@ func (r *Resolver) readProcess(pid int32) (*process, error) {
 		r.procs[pid] = p
 	}
 	if string(comm) != p.comm {
+		// A new process, or one that ran execve(2).
 		p.comm = bounded(string(comm))
+		if _, known := r.runtimes[p.comm]; !known && len(r.runtimes) < maxRuntimes {
+			r.runtimes[p.comm] = runtimeOf(base + "/exe")
+		}
 	}
 	p.unit = Unknown
 	if n, err := readFile(base+"/cgroup", r.readBuf); err == nil {
 		p.unit = unitFromProcCgroup(r.readBuf[:n])
 	}
 	return p, nil
+}
+
+// Runtime returns the language runtime of the processes named process, as
+// far as their executable tells: "go", "python", "java", "node", "ruby",
+// "php", "perl", or "" when unknown. It is learnt once per name, from the
+// first process read with it, so the advice can give the fix for the
+// language the owner is written in.
+func (r *Resolver) Runtime(process string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.runtimes[process]
+}
+
+// interpreters are the runtimes told by the file name of their executable.
+var interpreters = []string{"python", "java", "node", "ruby", "php", "perl"}
+
+// runtimeOf tells the runtime of the executable at exe (procPath/PID/exe):
+// an interpreter by its file name (python3.11), or a Go program by the
+// build information section every Go binary carries since Go 1.13.
+func runtimeOf(exe string) string {
+	target, err := os.Readlink(exe)
+	if err != nil {
+		return ""
+	}
+	name := filepath.Base(target)
+	for _, interpreter := range interpreters {
+		if strings.HasPrefix(name, interpreter) {
+			return interpreter
+		}
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if f.Section(".go.buildinfo") != nil {
+		return "go"
+	}
+	return ""
 }
 
 // forget drops a process that exited, or whose PID was reused, with the

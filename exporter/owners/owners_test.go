@@ -611,3 +611,37 @@ func TestRefreshStopsWithContext(t *testing.T) {
 		t.Errorf("a Refresh with its context done read %d sockets, want 0", len(r.inodes))
 	}
 }
+
+// TestRuntime tells a Go program by its build information and an
+// interpreter by its executable's name, once per process name.
+func TestRuntime(t *testing.T) {
+	python := filepath.Join(t.TempDir(), "python3.11")
+	if err := os.WriteFile(python, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	for _, p := range []struct {
+		pid       int
+		comm, exe string
+	}{
+		{100, "owners.test", self},
+		{101, "gunicorn", python},
+		{102, "nginx", "/dev/null"},
+	} {
+		f.process(p.pid, p.comm, 1, "/")
+		if err := os.Symlink(p.exe, filepath.Join(f.proc, strconv.Itoa(p.pid), "exe")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := f.resolver(0)
+	r.Refresh(context.Background())
+	for process, want := range map[string]string{"owners.test": "go", "gunicorn": "python", "nginx": "", "absent": ""} {
+		if got := r.Runtime(process); got != want {
+			t.Errorf("Runtime(%q) = %q, want %q", process, got, want)
+		}
+	}
+}
