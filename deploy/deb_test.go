@@ -12,28 +12,30 @@ import (
 
 // debFiles are the files of the package and their modes.
 var debFiles = map[string]fs.FileMode{
-	"/usr/bin/tcpadvisor":                                     0o755,
-	"/lib/systemd/system/tcpadvisor.service":                  0o644,
-	"/lib/systemd/system/tcpadvisor.socket":                   0o644,
-	"/etc/default/tcpadvisor":                                 0o644,
-	"/usr/share/doc/tcpadvisor/README.md":                     0o644,
-	"/usr/share/doc/tcpadvisor/advice.md":                     0o644,
-	"/usr/share/doc/tcpadvisor/copyright":                     0o644,
-	"/usr/share/doc/tcpadvisor/changelog.gz":                  0o644,
-	"/usr/share/doc/tcpadvisor/examples/prometheus.yml":       0o644,
-	"/usr/share/doc/tcpadvisor/examples/alertmanager.yml":     0o644,
-	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml": 0o644,
-	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":      0o644,
+	"/usr/bin/tcpadvisor":                                      0o755,
+	"/lib/systemd/system/tcpadvisor.service":                   0o644,
+	"/lib/systemd/system/tcpadvisor.socket":                    0o644,
+	"/etc/default/tcpadvisor":                                  0o644,
+	"/usr/share/doc/tcpadvisor/README.md":                      0o644,
+	"/usr/share/doc/tcpadvisor/advice.md":                      0o644,
+	"/usr/share/doc/tcpadvisor/copyright":                      0o644,
+	"/usr/share/doc/tcpadvisor/changelog.gz":                   0o644,
+	"/usr/share/doc/tcpadvisor/examples/prometheus.yml":        0o644,
+	"/usr/share/doc/tcpadvisor/examples/alertmanager.yml":      0o644,
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  0o644,
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       0o644,
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": 0o644,
 }
 
 // debSources are the repository's files that the package installs as they
 // are.
 var debSources = map[string]string{
-	"/lib/systemd/system/tcpadvisor.service":                  serviceFile,
-	"/lib/systemd/system/tcpadvisor.socket":                   socketFile,
-	"/etc/default/tcpadvisor":                                 defaultsFile,
-	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml": "../rules/tcpadvisor.rules.yml",
-	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":      "../dashboards/tcpadvisor.json",
+	"/lib/systemd/system/tcpadvisor.service":                   serviceFile,
+	"/lib/systemd/system/tcpadvisor.socket":                    socketFile,
+	"/etc/default/tcpadvisor":                                  defaultsFile,
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  "../rules/tcpadvisor.rules.yml",
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       "../dashboards/tcpadvisor.json",
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": netnsDropInFile,
 }
 
 // systemdState are where deb-systemd-helper keeps what it enabled and

@@ -43,7 +43,8 @@ install -m 0644 "$repo/README.md" "$repo/docs/advice.md" "$here/copyright" "$doc
 gzip -9n <"$repo/CHANGELOG.md" >"$doc/changelog.gz"
 # The rule file is a link in deploy/prometheus: copy what it points to.
 install -m 0644 "$repo/deploy/prometheus/prometheus.yml" "$repo/deploy/prometheus/alertmanager.yml" \
-	"$repo/rules/tcpadvisor.rules.yml" "$repo/dashboards/tcpadvisor.json" "$doc/examples/"
+	"$repo/rules/tcpadvisor.rules.yml" "$repo/dashboards/tcpadvisor.json" \
+	"$repo/deploy/systemd/tcpadvisor-netns.conf" "$doc/examples/"
 
 install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$stage/DEBIAN/"
 echo /etc/default/tcpadvisor >"$stage/DEBIAN/conffiles"
