@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
@@ -385,20 +386,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted, or "".
-func cgroup2Mount(t *testing.T) string {
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(mounts)) {
-		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
-			return f[1]
-		}
-	}
-	return ""
-}
-
 // TestIntegrationOwners starts a client process in a cgroup v2 of its own,
 // named as a systemd service, and checks that the sockets it opens toward a
 // local server are reported with that unit and the client's process name.
@@ -406,19 +393,8 @@ func cgroup2Mount(t *testing.T) string {
 // uses, remounts /sys and hides the cgroup hierarchy. The destination is
 // pinned so that it is reported however busy the host.
 func TestIntegrationOwners(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a cgroup; run ./test.sh as root")
-	}
-	mount := cgroup2Mount(t)
-	if mount == "" {
-		t.Skip("no cgroup v2 hierarchy on this machine to put the client in")
-	}
 	unit := fmt.Sprintf("tcpadvisor-test-%d.service", os.Getpid())
-	cgroup := filepath.Join(mount, unit)
-	if err := os.Mkdir(cgroup, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup v2 child: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(cgroup) })
+	cgroup := cgrouptest.Child(t, unit)
 
 	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
 	const connections = 5

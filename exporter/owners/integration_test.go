@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,8 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,25 +59,6 @@ func TestHelperProcess(t *testing.T) {
 		}
 	}
 	os.Exit(0)
-}
-
-// cgroup2Root returns where the cgroup v2 hierarchy is mounted, or skips the
-// test where it is not or where this process may not make cgroups.
-func cgroup2Root(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a cgroup; run ./test.sh as root")
-	}
-	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		if isCgroup2(root) {
-			if unix.Access(root, unix.W_OK) != nil {
-				t.Skipf("the cgroup v2 hierarchy at %s is not writable", root)
-			}
-			return root
-		}
-	}
-	t.Skip("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")
-	return ""
 }
 
 // socketInode returns the inode of the only socket that process pid holds.
@@ -172,13 +152,8 @@ func dumpCgroupIDs(t *testing.T) map[uint32]uint64 {
 // service and the process from the socket's cgroup id, as the kernel
 // reports it, and its inode.
 func TestIntegrationCgroupOwner(t *testing.T) {
-	root := cgroup2Root(t)
 	unit := fmt.Sprintf("tcpadvisor-test-%d.service", os.Getpid())
-	dir := filepath.Join(root, unit)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot make a cgroup: %v", err)
-	}
-	t.Cleanup(func() { removeCgroup(t, dir) })
+	dir := cgrouptest.Child(t, unit)
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -209,7 +184,7 @@ func TestIntegrationCgroupOwner(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Registered after removeCgroup, so run before it: the cgroup must be
+	// Registered after cgrouptest.Child's removal, so run before it: the cgroup must be
 	// empty to go.
 	t.Cleanup(func() {
 		stdin.Close()
@@ -270,23 +245,6 @@ func TestIntegrationCgroupOwner(t *testing.T) {
 
 	if got := OwnerOfPID("/proc", cmd.Process.Pid); got != want {
 		t.Errorf("OwnerOfPID(%d) = %+v, want %+v", cmd.Process.Pid, got, want)
-	}
-}
-
-// removeCgroup removes a test cgroup once its processes are gone: they may
-// take a moment to leave it after they exit.
-func removeCgroup(t *testing.T, dir string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := unix.Rmdir(dir)
-		if err == nil || errors.Is(err, unix.ENOENT) {
-			return
-		}
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag/sockdiagtest"
+	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -292,10 +293,10 @@ func TestIntegrationDumpReportsInodeAndCgroup(t *testing.T) {
 }
 
 // ownCgroupID returns the ID of the test process's cgroup v2: the inode
-// number of its directory in the cgroup2 mount (/sys/fs/cgroup, or
-// /sys/fs/cgroup/unified on a hybrid host).
+// number of its directory in the cgroup v2 hierarchy.
 func ownCgroupID(t *testing.T) uint64 {
 	t.Helper()
+	root := cgrouptest.Root(t)
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		t.Skipf("no /proc/self/cgroup: %v", err)
@@ -306,21 +307,11 @@ func ownCgroupID(t *testing.T) uint64 {
 			path = p
 		}
 	}
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Skipf("no /proc/self/mounts: %v", err)
-	}
-	var mount string
-	for line := range strings.Lines(string(mounts)) {
-		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" && mount == "" {
-			mount = f[1]
-		}
-	}
-	if path == "" || mount == "" {
-		t.Skip("no cgroup v2 hierarchy here")
+	if path == "" {
+		t.Skip("this process has no cgroup v2")
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(mount+path, &st); err != nil {
+	if err := unix.Stat(root+path, &st); err != nil {
 		t.Skipf("cgroup v2 directory of this process: %v", err)
 	}
 	return st.Ino
