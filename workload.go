@@ -70,7 +70,7 @@ func addWorkloadCommand(app *kingpin.Application) *workloadCommand {
 		},
 	})
 	w.rounds = intFlag(cmd, "rounds", "Interleave the arms: start them all, then run each arm's load for --duration/N in turn, N times over, "+
-		"so that other work on the machine weighs on every arm alike. 1: the arms run one after the other.", 1, 1)
+		"every other round in reverse order, so that other work on the machine weighs on every arm alike. 1: the arms run one after the other.", 1, 1)
 	w.concurrency = intFlag(cmd, "concurrency", "Clients of the load, each with a connection of its own.", 20, 1)
 	cmd.Flag("port-range", "Narrow net.ipv4.ip_local_port_range in each arm's namespace to LOW-HIGH, and set tcp_tw_reuse=0 there, so that port exhaustion shows in seconds. Root only.").
 		PlaceHolder("LOW-HIGH").SetValue(&checkedValue[workload.PortRange]{

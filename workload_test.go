@@ -39,9 +39,21 @@ func needWorkload(t *testing.T, programs ...string) {
 // fails the test.
 func runWorkload(t *testing.T, args ...string) workload.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return runWorkloadAt(t, 0, args...)
+}
+
+// runWorkloadAt is runWorkload at a niceness: below 0, the workload's
+// servers and load take the CPU before the other test packages that go
+// test runs meanwhile.
+func runWorkloadAt(t *testing.T, niceness int, args ...string) workload.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"workload", "--output=json"}, args...)...)
+	command := append([]string{binary, "workload", "--output=json"}, args...)
+	if niceness != 0 {
+		command = append([]string{"nice", "-n", strconv.Itoa(niceness)}, command...)
+	}
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
 	tmp := t.TempDir()
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	// Run from inside TMPDIR, which each arm's tmpfs hides: the servers
@@ -90,9 +102,8 @@ func fired(a workload.ArmResult, id string) []workload.FiredAdvice {
 
 // checkArms checks what the seed showed, in a run of the four arms: the
 // advisor names the Redis server in arm 1 and the app's upstream in arm 3,
-// and nothing of the kind in arms 2 and 4, which have far fewer TIME_WAIT.
-// TPS is checked apart (checkTPS): it is the one measure that other work on
-// the machine can blur.
+// and nothing of the kind in arms 2 and 4, which have far fewer TIME_WAIT
+// and serve more requests per second.
 func checkArms(t *testing.T, r workload.Report) {
 	t.Helper()
 	a1, a2, a3, a4 := arm(t, r, 1), arm(t, r, 2), arm(t, r, 3), arm(t, r, 4)
@@ -130,25 +141,13 @@ func checkArms(t *testing.T, r workload.Report) {
 			t.Errorf("arm %d: %d TIME_WAIT samples", a.Arm, len(a.TimeWait))
 		}
 	}
-}
-
-// checkTPS checks that the pool (arm 2), and with keepalive upstream
-// keepalive (arm 4), serve more requests per second than their arms
-// without.
-func checkTPS(t *testing.T, r workload.Report, keepalive bool) {
-	t.Helper()
-	a1, a2, a3, a4 := arm(t, r, 1), arm(t, r, 2), arm(t, r, 3), arm(t, r, 4)
 	if a2.TPS <= a1.TPS {
 		t.Errorf("TPS with a pool %.0f, without %.0f", a2.TPS, a1.TPS)
 	}
-	switch {
-	case a4.TPS > a3.TPS:
-		t.Logf("TPS with upstream keepalive %.0f, without %.0f (%+.1f %%)", a4.TPS, a3.TPS, 100*(a4.TPS/a3.TPS-1))
-	case keepalive:
+	if a4.TPS <= a3.TPS {
 		t.Errorf("TPS with upstream keepalive %.0f, without %.0f", a4.TPS, a3.TPS)
-	default:
-		t.Logf("TPS with upstream keepalive %.0f, without %.0f: not checked", a4.TPS, a3.TPS)
 	}
+	t.Logf("TPS with a pool %+.1f %%, with upstream keepalive %+.1f %%", 100*(a2.TPS/a1.TPS-1), 100*(a4.TPS/a3.TPS-1))
 }
 
 // checkPortRange checks arms 1 and 2 in a narrow port range without
@@ -182,7 +181,6 @@ func TestIntegrationWorkload(t *testing.T) {
 	out := t.TempDir()
 	r := runWorkload(t, "--duration=6s", "--out="+out)
 	checkArms(t, r)
-	checkTPS(t, r, true)
 	if r.Isolation != "namespace" || r.App != "go" || len(r.Arms) != 4 {
 		t.Errorf("report of %s, app %s, %d arms", r.Isolation, r.App, len(r.Arms))
 	}
@@ -216,24 +214,24 @@ func TestIntegrationWorkloadPortRange(t *testing.T) {
 	assertNothingLeft(t, before)
 }
 
-// TestIntegrationWorkloadFlask runs the seed's own app, under gunicorn.
+// TestIntegrationWorkloadFlask runs the seed's own app, under gunicorn, and
+// checks it as the Go app.
 //
-// Its arms are longer than the Go app's: in Python a request costs far more
-// than a connection on loopback, and the pool's gain comes mostly later,
-// from connect() searching a port space that TIME_WAIT fills (+39 to +61 %
-// here, within noise in 6 s arms). The arms take turns of half a second, so
-// that other work on the machine weighs on each alike. Upstream keepalive's
-// gain with gunicorn is still within what that work moves TPS by (-21 to
-// +26 % over 24 runs on a 2-CPU VM, see the README), so its direction is
-// logged, not checked; its TIME_WAIT and advice are.
+// Its arms are longer than the Go app's, and interleaved. In Python a
+// request costs far more than a connection on loopback, so that the gains
+// in TPS are small (upstream keepalive's is +3 to +13 % in 12 s arms here,
+// +6 to +13 % in 40 s arms; the pool's +40 to +60 %), and other work on the
+// machine moves them by as much. The arms take turns of half a second, so
+// that a change of that work over the run weighs on each alike, and run at
+// niceness -10, so that the test packages go test runs meanwhile do not
+// take the CPU from them (see the README's reference workload section).
 func TestIntegrationWorkloadFlask(t *testing.T) {
 	needWorkload(t, "nginx", "gunicorn")
 	before := workloadProcesses(t)
-	r := runWorkload(t, "--app=flask", "--duration=12s", "--rounds=24")
+	r := runWorkloadAt(t, -10, "--app=flask", "--duration=36s", "--rounds=72")
 	checkArms(t, r)
-	checkTPS(t, r, false)
-	if r.Rounds != 24 {
-		t.Errorf("report of %d rounds, want 24", r.Rounds)
+	if r.Rounds != 72 {
+		t.Errorf("report of %d rounds, want 72", r.Rounds)
 	}
 	r = runWorkload(t, "--app=flask", "--arms=1,2", "--duration=3s", "--port-range=40000-40199")
 	checkPortRange(t, r, "40000-40199")

@@ -111,7 +111,7 @@ func (r Report) heading() string {
 func (r Report) describe() (app, load, bound, where string) {
 	app = "the Go app (go-redis)"
 	if r.App == AppFlask {
-		app = "the Flask app (redis-py, gunicorn gthread 2×4)"
+		app = fmt.Sprintf("the Flask app (redis-py, gunicorn gthread %d×%d)", gunicornWorkers, gunicornThreads)
 	}
 	load = fmt.Sprintf("the built-in load, concurrency %d", r.Concurrency)
 	if r.Load == LoadSiege {

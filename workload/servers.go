@@ -112,14 +112,25 @@ func startNginx(ctx context.Context, dir string, port, appPort int, keepalive bo
 	return p, nil
 }
 
-// gunicornWorkers is the number of gunicorn's worker processes.
-const gunicornWorkers = 2
+// gunicornWorkers is the number of gunicorn's worker processes, and
+// gunicornThreads the threads of each.
+//
+// One worker: with several, nginx's kept-alive connections stay with the
+// worker that accepted them, each worker bound by its GIL, so that arm 4
+// would measure how its connections happened to be spread over the workers
+// (from 6.8 and 11.3 s of CPU to an even split, from run to run) as much as
+// what keepalive saves. Every connection to one worker costs the same
+// wherever it came from; its 8 threads keep it busy while the others wait
+// on Redis, and the machine's other CPUs are left to nginx, Redis and the
+// load.
+const (
+	gunicornWorkers = 1
+	gunicornThreads = 8
+)
 
 // gunicornConfig makes each gunicorn worker say when it is ready to accept:
-// the master listens before its workers have loaded the app, and a worker
-// that boots first would accept every connection made meanwhile. With
-// upstream keepalive nginx makes its connections once, at the start, and
-// they would stay on that one worker for the whole arm.
+// the master listens before its workers have loaded the app, and a load
+// that started then would measure Python's start-up.
 const gunicornConfig = `import os
 
 
@@ -128,8 +139,8 @@ def post_worker_init(worker):
 `
 
 // gunicornArgs runs the Flask app of flaskapp.py: the per-request client or
-// the shared one. gthread with 2 workers of 4 threads is a real WSGI server
-// whose workers keep client connections open, which upstream keepalive
+// the shared one. gthread is a real WSGI server whose workers keep client
+// connections open, which upstream keepalive
 // needs (the sync worker closes every connection, so keepalive in nginx
 // would change nothing). Its keep-alive of 75 s outlasts nginx's 60 s, so
 // that nginx, not gunicorn, closes an idle upstream connection.
@@ -140,7 +151,7 @@ func gunicornArgs(dir string, port int, pool bool) []string {
 	}
 	return []string{
 		"--config", filepath.Join(dir, "gunicorn.conf.py"),
-		"--worker-class", "gthread", "--workers", strconv.Itoa(gunicornWorkers), "--threads", "4",
+		"--worker-class", "gthread", "--workers", strconv.Itoa(gunicornWorkers), "--threads", strconv.Itoa(gunicornThreads),
 		"--keep-alive", "75",
 		"--bind", addrString(port),
 		"--chdir", dir,

@@ -50,7 +50,7 @@ type Config struct {
 	Duration time.Duration
 	// Rounds, when above 1, interleaves the arms: their servers all start,
 	// then each arm's load runs for Duration/Rounds in turn, Rounds times
-	// over (1, 2, 3, 4, 1, 2, …).
+	// over, every other round in reverse (1, 2, 3, 4, 4, 3, 2, 1, 1, 2, …).
 	Rounds int
 	// Requests, when above 0, stops the built-in load after that many
 	// requests.
@@ -283,7 +283,10 @@ type StartArm func(context.Context, Arm) (ArmRun, error)
 // arms run one after the other. With more, they are interleaved: every
 // arm's servers start, then the arms take turns of Duration/Rounds, so that
 // other work on the machine, which comes and goes over seconds, weighs on
-// every arm alike; the arms start together and settle together.
+// every arm alike; the arms start together and settle together. Every
+// other round runs the arms in reverse order, so that no arm always runs
+// just after another: in a run whose TPS drifts, a fixed order would favour
+// the later arm.
 func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Report, error) {
 	report := Report{
 		Isolation: isolation, App: cfg.App, Load: cfg.Load, Duration: cfg.Duration.Seconds(), Rounds: max(cfg.Rounds, 1),
@@ -334,9 +337,13 @@ func Run(ctx context.Context, cfg Config, isolation string, start StartArm) (Rep
 		}
 	}
 	turn := cfg.Duration / time.Duration(report.Rounds)
-	for range report.Rounds {
-		for i, r := range runs {
-			if err := r.Load(ctx, turn); err != nil {
+	for round := range report.Rounds {
+		for k := range runs {
+			i := k
+			if round%2 == 1 {
+				i = len(runs) - 1 - k
+			}
+			if err := runs[i].Load(ctx, turn); err != nil {
 				return report, fail(arms[i], err)
 			}
 		}

@@ -69,7 +69,7 @@ func TestRedisConfig(t *testing.T) {
 
 func TestGunicornArgs(t *testing.T) {
 	args := strings.Join(gunicornArgs("/tmp/x", 5000, false), " ")
-	for _, want := range []string{"--worker-class gthread --workers 2 --threads 4", "--bind 127.0.0.1:5000", "--config /tmp/x/gunicorn.conf.py", "flaskapp:per_request"} {
+	for _, want := range []string{"--worker-class gthread --workers 1 --threads 8", "--bind 127.0.0.1:5000", "--config /tmp/x/gunicorn.conf.py", "flaskapp:per_request"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("gunicorn args %q lack %q", args, want)
 		}
@@ -403,7 +403,8 @@ func TestRunRounds(t *testing.T) {
 		}, ""},
 		{"three rounds", 3, "", []string{
 			// Started together, in any order.
-			"start *", "start *", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2", "load 2s 1", "load 2s 2",
+			// In turns, every other round in reverse.
+			"start *", "start *", "load 2s 1", "load 2s 2", "load 2s 2", "load 2s 1", "load 2s 1", "load 2s 2",
 			// Finished together, in any order; closed after.
 			"finish *", "finish *", "close 1", "close 2",
 		}, ""},
