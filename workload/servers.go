@@ -140,10 +140,10 @@ def post_worker_init(worker):
 
 // gunicornArgs runs the Flask app of flaskapp.py: the per-request client or
 // the shared one. gthread is a real WSGI server whose workers keep client
-// connections open, which upstream keepalive
-// needs (the sync worker closes every connection, so keepalive in nginx
-// would change nothing). Its keep-alive of 75 s outlasts nginx's 60 s, so
-// that nginx, not gunicorn, closes an idle upstream connection.
+// connections open, which upstream keepalive needs (the sync worker closes
+// every connection, so keepalive in nginx would change nothing). Its
+// keep-alive of 75 s outlasts nginx's 60 s, so that nginx, not gunicorn,
+// closes an idle upstream connection.
 func gunicornArgs(dir string, port int, pool bool) []string {
 	app := "flaskapp:per_request"
 	if pool {
