@@ -421,12 +421,7 @@ func (fixtureOwners) Lookup(cgroupID uint64, _ uint32) census.Owner {
 // of an exporter without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
 func netnsFamilies(t *testing.T) []*dto.MetricFamily {
 	t.Helper()
-	f, err := os.Open(fixtureDir + "/sockets.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sockets, err := sockdiagtest.ParseFixture(f)
+	sockets, err := sockdiagtest.ReadFixture(fixtureDir + "/sockets.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

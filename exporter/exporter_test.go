@@ -34,12 +34,7 @@ var discard = slog.New(slog.DiscardHandler)
 // fixtureSockets reads testdata/sockets.txt.
 func fixtureSockets(t testing.TB) []sockdiag.Socket {
 	t.Helper()
-	f, err := os.Open("testdata/sockets.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sockets, err := sockdiagtest.ParseFixture(f)
+	sockets, err := sockdiagtest.ReadFixture("testdata/sockets.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,28 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
 	"golang.org/x/sys/unix"
 )
+
+// ReadFixture reads the socket population of a fixture file: see
+// ParseFixture for its format.
+func ReadFixture(path string) ([]sockdiag.Socket, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sockets, err := ParseFixture(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sockets, nil
+}
 
 // ParseFixture reads a socket population written one socket a line, as
 //
