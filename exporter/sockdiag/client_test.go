@@ -156,31 +156,47 @@ func TestStateSet(t *testing.T) {
 	}
 }
 
-// TestIntegrationDumpFindsLoopbackSockets dumps the real kernel and finds a
-// listener and both ends of a connection this test opened.
-func TestIntegrationDumpFindsLoopbackSockets(t *testing.T) {
+// kernelClient returns a client of the real kernel's sock_diag, closed at the
+// end of the test, or skips the test where it cannot be opened.
+func kernelClient(t *testing.T) *sockdiag.Client {
+	t.Helper()
+	conn, err := sockdiag.Dial()
+	if err != nil {
+		t.Skipf("cannot open NETLINK_SOCK_DIAG here: %v", err)
+	}
+	c := sockdiag.NewClient(conn)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialLoopback returns a listener on a free loopback port and a connection
+// to it, both closed at the end of the test.
+func dialLoopback(t *testing.T) (net.Listener, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	client, err := net.Dial("tcp4", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
+	return ln, client
+}
+
+// TestIntegrationDumpFindsLoopbackSockets dumps the real kernel and finds a
+// listener and both ends of a connection this test opened.
+func TestIntegrationDumpFindsLoopbackSockets(t *testing.T) {
+	ln, client := dialLoopback(t)
 	server, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
 
-	conn, err := sockdiag.Dial()
-	if err != nil {
-		t.Skipf("cannot open NETLINK_SOCK_DIAG here: %v", err)
-	}
-	c := sockdiag.NewClient(conn)
-	defer c.Close()
+	c := kernelClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -206,13 +222,8 @@ func TestIntegrationDumpFindsLoopbackSockets(t *testing.T) {
 }
 
 func TestIntegrationDumpOfUnknownFamilyIsRefused(t *testing.T) {
-	conn, err := sockdiag.Dial()
-	if err != nil {
-		t.Skipf("cannot open NETLINK_SOCK_DIAG here: %v", err)
-	}
-	c := sockdiag.NewClient(conn)
-	defer c.Close()
-	err = c.Dump(context.Background(), unix.AF_UNIX+100, sockdiag.AllStates, func(*sockdiag.Socket) {})
+	c := kernelClient(t)
+	err := c.Dump(context.Background(), unix.AF_UNIX+100, sockdiag.AllStates, func(*sockdiag.Socket) {})
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		t.Fatalf("err = %v, want a kernel errno", err)
@@ -245,16 +256,7 @@ func TestDumpReadsCgroupIDOnlyWhenAsked(t *testing.T) {
 // in the real kernel's dump with the inode of its descriptor and the ID of
 // the test's cgroup v2.
 func TestIntegrationDumpReportsInodeAndCgroup(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	_, client := dialLoopback(t)
 	file, err := client.(*net.TCPConn).File()
 	if err != nil {
 		t.Fatal(err)
@@ -266,12 +268,7 @@ func TestIntegrationDumpReportsInodeAndCgroup(t *testing.T) {
 	}
 	wantCgroup := ownCgroupID(t)
 
-	conn, err := sockdiag.Dial()
-	if err != nil {
-		t.Skipf("cannot open NETLINK_SOCK_DIAG here: %v", err)
-	}
-	c := sockdiag.NewClient(conn)
-	defer c.Close()
+	c := kernelClient(t)
 	c.ReadCgroupIDs(true)
 	var found *sockdiag.Socket
 	err = c.Dump(context.Background(), unix.AF_INET, sockdiag.Only(sockdiag.Established), func(s *sockdiag.Socket) {
