@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
+	"github.com/tcpadvisor/tcpadvisor/internal/buildinfo"
 )
 
 const programName = "tcpadvisor"
@@ -28,9 +29,7 @@ const programName = "tcpadvisor"
 var releaseVersion string
 
 func main() {
-	if version.Version == "" {
-		version.Version = strings.TrimSpace(releaseVersion)
-	}
+	buildinfo.Stamp(releaseVersion)
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -38,6 +37,7 @@ func main() {
 func run(args []string) int {
 	app := kingpin.New(programName, "Exports TCP socket states and ephemeral-port pressure, per destination, as Prometheus metrics.")
 	app.Version(version.Print(programName))
+	setManPage(app.Name, app.Help)
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
 	app.ErrorWriter(os.Stderr)

@@ -122,6 +122,11 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "tcpadvisor, version ") {
 		t.Errorf("version printed %q with exit code %d", stdout, code)
 	}
+	// Every field says something, "unknown" at worst: the tests build with
+	// go build, which embeds the revision unless GOFLAGS has -buildvcs=false.
+	if regexp.MustCompile(`(branch: ,|:\s*\n)`).MatchString(stdout + "\n") {
+		t.Errorf("version has an empty field:\n%s", stdout)
+	}
 }
 
 // TestIntegrationServe runs the daemon with no subcommand on the real kernel
@@ -369,5 +374,28 @@ func TestIntegrationApplyRefusedWithoutRoot(t *testing.T) {
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--apply writes /proc/sys and needs root") {
 		t.Errorf("advise --apply as nobody: %v, output %q; want exit 2 and the refusal", err, out)
+	}
+}
+
+// TestManPage checks that --help-man writes a man page that man reads
+// without a warning, with a one-line .TH and a NAME line for whatis.
+func TestManPage(t *testing.T) {
+	stdout, stderr, code := runBinary(t, "--help-man")
+	if code != 0 || stderr != "" {
+		t.Fatalf("--help-man: exit code %d, stderr %q", code, stderr)
+	}
+	lines := strings.SplitN(stdout, "\n", 4)
+	if len(lines) < 4 || !regexp.MustCompile(`^\.TH TCPADVISOR 1 "\d{4}-\d\d-\d\d" "tcpadvisor \S+" "User Commands"$`).MatchString(lines[0]) ||
+		lines[1] != `.SH "NAME"` || !strings.HasPrefix(lines[2], `tcpadvisor \- `) {
+		t.Errorf("the man page starts\n%s\nwant .TH TCPADVISOR 1 \"DATE\" \"tcpadvisor VERSION\" \"User Commands\", then NAME: tcpadvisor \\- summary", strings.Join(lines[:3], "\n"))
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Skip("no groff (Debian package groff-base) to read the man page with")
+	}
+	cmd := exec.Command(groff, "-K", "utf8", "-man", "-z", "-ww")
+	cmd.Stdin = strings.NewReader(stdout)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff -man -ww on the man page: %v\n%s", err, out)
 	}
 }
