@@ -19,8 +19,8 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 	"github.com/tcpadvisor/tcpadvisor/rules"
-	"golang.org/x/sys/unix"
 )
 
 // The exit codes of advise, for cron and CI.
@@ -80,7 +80,7 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 	if *a.output == "json" {
 		err = render.JSON(os.Stdout, report)
 	} else {
-		err = render.Text(os.Stdout, report)
+		err = render.StyledText(os.Stdout, report, term.StyleOf(os.Stdout))
 	}
 	if err != nil {
 		return fail(err)
@@ -166,7 +166,7 @@ func (a *adviseCommand) sample(ctx context.Context, opts exporter.Options, ruleF
 	}
 	defer eng.Close()
 
-	progress := isTerminal(os.Stderr)
+	progress := term.IsTerminal(os.Stderr)
 	start := time.Now()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -208,11 +208,4 @@ func fitTimeScale(opts engine.Options, source prometheus.Gatherer, duration time
 		return 1, nil
 	}
 	return float64(duration/2) / float64(longest), nil
-}
-
-// isTerminal reports whether f is a terminal, where a progress line may be
-// redrawn.
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

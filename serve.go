@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -167,7 +168,7 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxRequests,
 	}))
-	mux.Handle("/advice", adviceHandler(adv, logger))
+	mux.Handle("/advice", adviceHandler(adv, telemetryPath, logger))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "tcpadvisor",
@@ -186,10 +187,23 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 	return mux, nil
 }
 
-// adviceHandler serves the current advice: an HTML page, or JSON for
-// ?format=json or Accept: application/json.
-func adviceHandler(adv *advisor.Advisor, logger *slog.Logger) http.Handler {
+// maxRefresh is the longest ?refresh of the advice page: an hour.
+const maxRefresh = 3600
+
+// adviceHandler serves the current advice: an HTML page, reloaded every N
+// seconds with ?refresh=N, or JSON for ?format=json or Accept:
+// application/json.
+func adviceHandler(adv *advisor.Advisor, telemetryPath string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page := render.Page{MetricsPath: telemetryPath}
+		if s := r.URL.Query().Get("refresh"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxRefresh {
+				http.Error(w, fmt.Sprintf("refresh=%q: want a number of seconds from 1 to %d", s, maxRefresh), http.StatusBadRequest)
+				return
+			}
+			page.Refresh = n
+		}
 		report := adv.Report(r.Context(), time.Now())
 		var err error
 		if r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json") {
@@ -197,7 +211,7 @@ func adviceHandler(adv *advisor.Advisor, logger *slog.Logger) http.Handler {
 			err = render.JSON(w, report)
 		} else {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			err = render.HTML(w, report)
+			err = render.HTMLPage(w, report, page)
 		}
 		if err != nil {
 			logger.Error("write advice", "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 	"github.com/tcpadvisor/tcpadvisor/workload"
 )
@@ -123,7 +124,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 		}
 		cfg.TimeScale = scale
 	}
-	if isTerminal(os.Stderr) {
+	if term.IsTerminal(os.Stderr) {
 		cfg.Progress = os.Stderr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
