@@ -166,7 +166,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	case "markdown":
 		err = workload.Markdown(os.Stdout, report)
 	default:
-		err = workload.Text(os.Stdout, report)
+		err = workload.StyledText(os.Stdout, report, term.StyleOf(os.Stdout))
 	}
 	if err != nil {
 		return fail(err)
