@@ -273,7 +273,7 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 		}
 	}
 	landing := get("/")
-	for _, link := range []string{`href="/metrics"`, `href="/advice"`} {
+	for _, link := range []string{`href="/metrics"`, `href="/advice"`, `href="/docs/advice.md"`} {
 		if !regexp.MustCompile(link).MatchString(landing) {
 			t.Errorf("landing page lacks %s:\n%s", link, landing)
 		}
@@ -283,6 +283,12 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 	}
 	if report := get("/advice?format=json"); !strings.Contains(report, `"generated_at"`) || !strings.Contains(report, `"advice": [`) {
 		t.Errorf("/advice?format=json is not a report:\n%s", report)
+	}
+	if page := get("/docs/advice.md"); !strings.Contains(page, `<h2 id="pool">`) {
+		t.Errorf("/docs/advice.md is not the advice reference:\n%.500s", page)
+	}
+	if regexp.MustCompile(`tcpadvisor_build_info\{[^}]*(branch|revision|version)=""`).MatchString(metrics) {
+		t.Errorf("tcpadvisor_build_info has an empty label:\n%s", regexp.MustCompile(`tcpadvisor_build_info.*`).FindString(metrics))
 	}
 	return metrics
 }
@@ -324,13 +330,18 @@ func TestIntegrationAdvise(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, `"id": "pool"`) || !strings.Contains(stdout, `"destination_port": "6379"`) {
 		t.Fatalf("advise --url exited %d with:\n%s\nwant exit 1 and the pool advice toward port 6379", code, stdout)
 	}
+	// The daemon's runbook links lead to its own copy of the advice
+	// reference.
+	if want := `/docs/advice.md#pool"`; !strings.Contains(stdout, want) || strings.Contains(stdout, "github.com") {
+		t.Errorf("the daemon's advice links its runbook elsewhere than %s:\n%s", want, stdout)
+	}
 	if b, err := os.ReadFile(dropIn); err != nil || !strings.HasPrefix(string(b), "# Written by tcpadvisor advise") {
 		t.Errorf("--sysctl-file wrote %q, %v", b, err)
 	}
 
 	// Without --url, advise samples this namespace itself.
 	stdout, _, code = runBinary(t, "advise", "--duration=4s")
-	if code != 1 || !strings.Contains(stdout, "[warning] pool, 127.0.0.1 -> 127.0.0.1:6379") {
+	if code != 1 || !strings.Contains(stdout, "[warning] pool: 127.0.0.1 -> 127.0.0.1:6379") {
 		t.Errorf("advise --duration=4s exited %d with:\n%s\nwant exit 1 and the pool advice", code, stdout)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
+	"github.com/tcpadvisor/tcpadvisor/docs"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 )
@@ -74,8 +75,10 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	sampled := prometheus.NewRegistry()
 	sampled.MustRegister(exp)
 	eng, err := engine.New(engine.Options{
-		RuleFiles:     ruleFiles,
-		Bundled:       rules.Files,
+		RuleFiles: ruleFiles,
+		// The bundled rules' runbook links lead to the daemon's own
+		// /docs/advice.md.
+		Bundled:       rules.WithRunbooksAt(s.externalURLOrDefault()),
 		Interval:      *s.interval,
 		TimeScale:     *s.timeScale,
 		Alertmanagers: *s.alertmanagers,
@@ -169,6 +172,7 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 		MaxRequestsInFlight: maxRequests,
 	}))
 	mux.Handle("/advice", adviceHandler(adv, telemetryPath, logger))
+	mux.Handle("/docs/", docs.Handler(render.PageCSS))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "tcpadvisor",
@@ -176,7 +180,9 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: telemetryPath, Text: "Metrics"},
-				{Address: "/advice", Text: "Advice", Description: "What to change, with the evidence (JSON: ?format=json)"},
+				{Address: "/advice", Text: "Advice", Description: "What to change, with the evidence (JSON: ?format=json; reloaded every 30 s: ?refresh=30)"},
+				{Address: "/docs/advice.md", Text: "Advice reference", Description: "What each advice means, its fix, and how to silence it"},
+				{Address: "/docs/", Text: "Documentation"},
 			},
 		})
 		if err != nil {
