@@ -63,7 +63,18 @@ var requiredMetrics = []string{
 	"tcpadvisor_owner_attribution_up",
 	"tcpadvisor_owner_attribution_missing",
 	"tcpadvisor_netns_collector_success",
-	"ALERTS",
+	"tcpadvisor_advice_active",
+}
+
+// daemonMetrics are what the daemon's advisor exports beside the
+// exporter's metrics, and so are in neither the golden exposition nor the
+// fixtures' samples: tcpadvisor_advice_active{advice,alertname,severity,
+// state,...} is 1 per advice the daemon gives (the advisor issue's metric,
+// added in package advisor). The queries that read them are parsed and
+// checked for their names and variables; their data is the advisor's tests'
+// to check.
+var daemonMetrics = map[string]bool{
+	"tcpadvisor_advice_active": true,
 }
 
 // dashboard is the part of the dashboard model the tests read; the rest is
@@ -178,13 +189,15 @@ func TestDashboardStructure(t *testing.T) {
 	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
 		t.Errorf("templating: variable datasource %+v, want type datasource with query prometheus", v)
 	}
-	if v, ok := vars["instance"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
-		t.Errorf("templating: variable instance %+v, want a multi-value query variable with All on %s", v, datasourceRef)
+	for _, name := range []string{"job", "instance"} {
+		if v, ok := vars[name]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
+			t.Errorf("templating: variable %s %+v, want a multi-value query variable with All on %s", name, v, datasourceRef)
+		}
 	}
 	// All must be .*, which matches the series without the label too: an
 	// exporter without --collector.netns has no netns label.
 	if v, ok := vars["netns"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll ||
-		v.AllValue != ".*" || v.Definition != `label_values(tcpadvisor_sockets{instance=~"$instance"}, netns)` {
+		v.AllValue != ".*" || v.Definition != `label_values(tcpadvisor_sockets{job=~"$job",instance=~"$instance"}, netns)` {
 		t.Errorf("templating: variable netns %+v, want a multi-value query variable of the netns of tcpadvisor_sockets on $instance, with All .* on %s", v, datasourceRef)
 	}
 
@@ -312,6 +325,7 @@ var grafanaVariables = strings.NewReplacer(
 	"$__rate_interval", "1m",
 	"$__interval", "15s",
 	"$__range", "1h",
+	"$job", ".+",
 	"$instance", ".+",
 	"$netns", ".*",
 )
@@ -340,7 +354,7 @@ func goldenMetrics(t *testing.T) map[string]bool {
 
 // TestDashboardMetricsAreExported parses every query with the PromQL parser
 // and checks that each metric it reads is exported by tcpadvisor or is
-// Prometheus' ALERTS, and that the dashboard shows what it must. What
+// the daemon's (daemonMetrics), and that the dashboard shows what it must. What
 // tcpadvisor exports is the golden exposition, which has every family of
 // the default flags, and the exposition of the fixture host with
 // --collector.netns and the owners' status (netnsFamilies), which the
@@ -363,7 +377,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		}
 		for _, n := range names {
 			used[n] = true
-			if !exported[n] && n != "ALERTS" {
+			if !exported[n] && !daemonMetrics[n] {
 				t.Errorf("%s: %s is not a metric of tcpadvisor (%s)", q.where, n, goldenFile)
 			}
 		}
@@ -519,7 +533,11 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] && n != "ALERTS" }) {
+			if slices.ContainsFunc(names, func(n string) bool { return daemonMetrics[n] }) {
+				t.Logf("%s: %q reads the daemon's own metrics, which the fixtures do not have", q.where, expr)
+				continue
+			}
+			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] }) {
 				continue
 			}
 			samples, err := e.Query(context.Background(), expr)
@@ -564,8 +582,13 @@ func TestDashboardFollowsNetns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// ALERTS of per-namespace rules carry netns too.
-		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] || n == "ALERTS" })
+		if slices.ContainsFunc(names, func(n string) bool { return daemonMetrics[n] }) {
+			if !strings.Contains(q.expr, `netns=~"$netns"`) {
+				t.Errorf("%s: %q: the daemon's advice carries netns, yet the query ignores $netns", q.where, q.expr)
+			}
+			continue
+		}
+		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] })
 		for _, selected := range []string{"app-ns", "no-such-netns"} {
 			expr := strings.NewReplacer("$netns", selected).Replace(q.expr)
 			samples, err := e.Query(context.Background(), grafanaVariables.Replace(expr))
@@ -586,5 +609,76 @@ func TestDashboardFollowsNetns(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDashboardAdviceAndSettings checks the panels a user reads first: the
+// advice table reads the daemon's advice and links each advice to its
+// section of docs/advice.md, the kernel settings are one table, and every
+// panel query follows $job as it follows $instance.
+func TestDashboardAdviceAndSettings(t *testing.T) {
+	_, content := readDashboard(t)
+	var raw struct {
+		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+			FieldConfig struct {
+				Overrides []struct {
+					Matcher struct {
+						Options string `json:"options"`
+					} `json:"matcher"`
+					Properties []struct {
+						ID    string          `json:"id"`
+						Value json.RawMessage `json:"value"`
+					} `json:"properties"`
+				} `json:"overrides"`
+			} `json:"fieldConfig"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(content, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var advice, settings bool
+	for _, p := range raw.Panels {
+		for _, target := range p.Targets {
+			if strings.Contains(target.Expr, `instance=~"$instance"`) && !strings.Contains(target.Expr, `job=~"$job",instance=~"$instance"`) {
+				t.Errorf("panel %d %q: %q does not follow $job", p.ID, p.Title, target.Expr)
+			}
+		}
+		switch p.Title {
+		case "Firing advice":
+			advice = true
+			if p.Type != "table" || len(p.Targets) != 1 || !strings.HasPrefix(p.Targets[0].Expr, "tcpadvisor_advice_active{") {
+				t.Errorf("panel %q: a %s of %+v, want a table of tcpadvisor_advice_active", p.Title, p.Type, p.Targets)
+			}
+			var links []string
+			for _, o := range p.FieldConfig.Overrides {
+				for _, prop := range o.Properties {
+					var values []struct {
+						URL string `json:"url"`
+					}
+					if o.Matcher.Options == "advice" && prop.ID == "links" && json.Unmarshal(prop.Value, &values) == nil {
+						for _, v := range values {
+							links = append(links, v.URL)
+						}
+					}
+				}
+			}
+			if len(links) == 0 || slices.ContainsFunc(links, func(u string) bool { return !strings.HasSuffix(u, "/docs/advice.md#${__value.raw}") }) {
+				t.Errorf("panel %q: the advice column links %q, want docs/advice.md#<advice>", p.Title, links)
+			}
+		case "Kernel settings":
+			settings = true
+			if p.Type != "table" {
+				t.Errorf("panel %q is a %s, want one table", p.Title, p.Type)
+			}
+		}
+	}
+	if !advice || !settings {
+		t.Errorf("firing advice panel %v, kernel settings panel %v; want both", advice, settings)
 	}
 }
