@@ -108,12 +108,16 @@ func Anchor(id advisor.ID, target map[string]string) string {
 	return strings.Trim(notAnchor.ReplaceAllString(strings.ToLower(string(id)+" "+Target(target)), "-"), "-")
 }
 
-// printableLines quotes the control characters of each line of a
-// multi-line text, keeping its line breaks.
+// printableLines quotes the control characters of a code block but for its
+// line breaks and tabs.
 func printableLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, line := range lines {
-		lines[i] = term.Printable(line)
+		cells := strings.Split(line, "\t")
+		for j, cell := range cells {
+			cells[j] = term.Printable(cell)
+		}
+		lines[i] = strings.Join(cells, "\t")
 	}
 	return strings.Join(lines, "\n")
 }

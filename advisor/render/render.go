@@ -177,9 +177,10 @@ func (t *textWriter) advice(adv advisor.Advice) {
 	}
 	for _, f := range adv.Fixes {
 		t.wrapped("  Fix: ", "    ", f.Title)
-		// A fix is kept as it is, to be copied: never wrapped.
+		// A fix is kept as it is, to be copied: never wrapped, its tabs
+		// made spaces so that its indentation survives the "| " prefix.
 		for _, line := range strings.Split(strings.TrimRight(f.Text, "\n"), "\n") {
-			t.line("    | ", line)
+			t.line("    | ", strings.ReplaceAll(line, "\t", "    "))
 		}
 	}
 	if adv.RunbookURL != "" {

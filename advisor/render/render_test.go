@@ -82,7 +82,7 @@ func hostileReport() advisor.Report {
 	r.Advice[0].Owner = &advisor.Owner{Unit: "evil\x1b]0;pwned\a.service", Process: "\x1b[31mredis\x1b[0m\nfake line", Sockets: 26250}
 	r.Advice[0].Target["destination_address"] = "10.0.0.5\x1b[2J"
 	r.Advice[0].Summary = "Ephemeral ports toward 10.0.0.5\x1b[2J:6379 at 93%\r"
-	r.Advice[0].Fixes[0].Text += "# \u202eevil\n"
+	r.Advice[0].Fixes[0].Text += "# \u202eevil\n\tindented\n"
 	return r
 }
 
@@ -141,7 +141,7 @@ func TestTextQuotesControlCharacters(t *testing.T) {
 				break
 			}
 		}
-		for _, want := range []string{`evil\x1b]0;pwned\a.service (process \x1b[31mredis\x1b[0m\nfake line)`, `10.0.0.5\x1b[2J`, `# \u202eevil`, `at 93%\r`} {
+		for _, want := range []string{`evil\x1b]0;pwned\a.service (process \x1b[31mredis\x1b[0m\nfake line)`, `10.0.0.5\x1b[2J`, `# \u202eevil`, `at 93%\r`, "    |     indented\n"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%+v: the text lacks %s:\n%s", style, want, out)
 			}
@@ -198,6 +198,9 @@ func TestHTMLPage(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
 		}
+	}
+	if !strings.Contains(page, "\n\tindented") {
+		t.Error("a fix's tab is not kept in the page")
 	}
 	if strings.ContainsAny(page, "\x1b\a\r\u202e") {
 		t.Errorf("a control character reached the page:\n%q", page)
