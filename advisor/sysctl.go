@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 )
 
 // dropInLine renders one change as the lines of a sysctl.d file.
@@ -72,12 +73,6 @@ func WriteDropIn(w io.Writer, r Report) error {
 	return err
 }
 
-// SysctlPath returns the file of a sysctl, given by its dotted name, under
-// the proc filesystem mounted at procPath.
-func SysctlPath(procPath, name string) string {
-	return procPath + "/sys/" + strings.ReplaceAll(name, ".", "/")
-}
-
 // ErrNotRoot is returned by Apply for a user who cannot write /proc/sys.
 var ErrNotRoot = errors.New("--apply writes /proc/sys and needs root: run it as root, or leave --apply out and install the --sysctl-file drop-in")
 
@@ -88,19 +83,18 @@ func Apply(w io.Writer, procPath string, changes []SysctlChange) error {
 		return ErrNotRoot
 	}
 	for _, s := range changes {
-		path := SysctlPath(procPath, s.Name)
-		before, err := os.ReadFile(path)
+		before, err := sysctl.Read(procPath, s.Name)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", s.Name, err)
+			return err
 		}
-		if err := os.WriteFile(path, []byte(s.Value+"\n"), 0o644); err != nil {
-			return fmt.Errorf("set %s=%s: %w", s.Name, s.Value, err)
+		if err := sysctl.Write(procPath, s.Name, s.Value); err != nil {
+			return err
 		}
-		after, err := os.ReadFile(path)
+		after, err := sysctl.Read(procPath, s.Name)
 		if err != nil {
-			return fmt.Errorf("read %s back: %w", s.Name, err)
+			return err
 		}
-		fmt.Fprintf(w, "%s: %s -> %s\n", s.Name, strings.Join(strings.Fields(string(before)), " "), strings.Join(strings.Fields(string(after)), " "))
+		fmt.Fprintf(w, "%s: %s -> %s\n", s.Name, before, after)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 )
 
 // OnHost returns a runner of arms in this process, on the host's loopback.
@@ -152,14 +154,13 @@ func startArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (_ *armRun,
 	if a.m, err = newMeter(cfg, serverPorts); err != nil {
 		return nil, err
 	}
-	a.m.sample(ctx)
 	// The sampling goes on between the arm's turns of load: the TIME_WAIT
 	// of a turn lasts 60 s, and the rules see it all along.
 	sampling, stopSampling := context.WithCancel(ctx)
 	a.stopSampling, a.sampled = stopSampling, make(chan struct{})
 	go func() {
 		defer close(a.sampled)
-		a.m.run(sampling, sampleInterval(cfg.Duration))
+		a.m.run(sampling)
 	}()
 	a.total = loadResult{latency: &Histogram{}, connectErrors: new(int64)}
 	if cfg.Load == LoadSiege {
@@ -267,11 +268,11 @@ func milliseconds(d time.Duration) float64 { return float64(d) / float64(time.Mi
 // readSysctl returns a sysctl's value with its fields joined by "-" (the
 // port range's "32768	60999" as "32768-60999").
 func readSysctl(cfg Config, name string) string {
-	v, err := cfg.ReadSysctl(name)
+	v, err := sysctl.Read(cfg.Exporter.ProcPath, name)
 	if err != nil {
 		return "?"
 	}
-	return strings.Join(strings.Fields(v), "-")
+	return strings.ReplaceAll(v, " ", "-")
 }
 
 // showProgress redraws a progress line every second until the returned

@@ -64,9 +64,7 @@ type Config struct {
 	Exporter  exporter.Options
 	// RuleFiles replace the bundled rules when not empty.
 	RuleFiles []string
-	// ReadSysctl reads a sysctl of the network namespace the arm runs in.
-	ReadSysctl func(name string) (string, error)
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 	// Progress receives a progress line, redrawn every second; nil for
 	// none.
 	Progress io.Writer
