@@ -22,10 +22,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 // defaultListenAddress is outside the fully allocated 9100-9999 block of
@@ -64,30 +63,26 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 			return fmt.Errorf("--web.config.file=%s: %v; fix the file or leave the flag out", path, err)
 		}
 	}
-	exp, err := exporter.NewFromOptions(opts, logger)
-	if err != nil {
-		return err
-	}
-	// The advisor samples a registry of its own, holding only the exporter:
-	// the rules read nothing else.
-	sampled := prometheus.NewRegistry()
-	sampled.MustRegister(exp)
-	eng, err := engine.New(engine.Options{
+	// The served registry gets the engine's and the notifier's metrics
+	// beside the exporter's.
+	registry := prometheus.NewRegistry()
+	p, err := pipeline.New(pipeline.Options{
+		Exporter:      opts,
 		RuleFiles:     ruleFiles,
-		Bundled:       rules.Files,
 		Interval:      *s.interval,
 		TimeScale:     *s.timeScale,
 		Alertmanagers: *s.alertmanagers,
 		ExternalURL:   s.externalURLOrDefault(),
 		Labels:        map[string]string{"instance": s.instance(), "job": "tcpadvisor"},
+		Registerer:    registry,
 		Logger:        logger,
-	}, sampled)
+	})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer p.Close()
 
-	handler, err := newHandler(exp, advisor.New(eng, sysctlReader(opts.ProcPath), logger), *s.telemetryPath, *s.maxRequests, logger)
+	handler, err := newHandler(registry, p, *s.telemetryPath, *s.maxRequests, logger)
 	if err != nil {
 		return err
 	}
@@ -97,7 +92,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go eng.Run(ctx)
+	go p.Run(ctx, nil)
 
 	server := &http.Server{Handler: handler}
 	// On SIGTERM or SIGINT, finish the requests under way and return, so
@@ -142,21 +137,12 @@ func (s *serveCommand) externalURLOrDefault() string {
 	return "http://" + s.instance()
 }
 
-// sysctlReader reads a sysctl by its dotted name under procPath.
-func sysctlReader(procPath string) func(string) (string, error) {
-	return func(name string) (string, error) {
-		b, err := os.ReadFile(advisor.SysctlPath(procPath, name))
-		return string(b), err
-	}
-}
-
 // newHandler returns the daemon's HTTP handler: the landing page, the
-// advice, and the metrics of the exporter, of the Go runtime and of the
-// process.
-func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
-	registry := prometheus.NewRegistry()
+// advice, and the metrics of registry (the engine's and the notifier's),
+// of the pipeline's exporter, of the Go runtime and of the process.
+func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
 	registry.MustRegister(
-		exp,
+		p.Exporter,
 		versioncollector.NewCollector(exporter.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -167,7 +153,7 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxRequests,
 	}))
-	mux.Handle("/advice", adviceHandler(adv, logger))
+	mux.Handle("/advice", adviceHandler(p.Advisor(), logger))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "tcpadvisor",

@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 	"github.com/tcpadvisor/tcpadvisor/workload"
 )
 
@@ -114,10 +112,10 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	cfg := workload.Config{
 		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
 		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,
-		Exporter: opts, RuleFiles: ruleFiles, ReadSysctl: sysctlReader(opts.ProcPath), Logger: logger,
+		Exporter: opts, RuleFiles: ruleFiles, Logger: logger,
 	}
 	if !w.timeScaleSet {
-		scale, err := fitTimeScale(engine.Options{RuleFiles: ruleFiles, Bundled: rules.Files, TimeScale: 1, Logger: logger}, prometheus.NewRegistry(), cfg.Duration)
+		scale, err := pipeline.FitTimeScale(ruleFiles, cfg.Duration, logger)
 		if err != nil {
 			return fail(err)
 		}

@@ -98,7 +98,14 @@ type Options struct {
 	Alertmanagers []string          // Alertmanager base URLs (http://host:9093[/prefix]); alerts go to their API v2
 	ExternalURL   string            // the daemon's URL, for each alert's generatorURL
 	Labels        map[string]string // labels added to every sample, like a scrape's target labels (the daemon passes instance and job)
-	Logger        *slog.Logger
+	// Registerer, when set, gets the metrics of the rule groups and of the
+	// notifier, under the names Prometheus gives them
+	// (prometheus_rule_evaluation_failures_total,
+	// prometheus_notifications_sent_total, ...), so that the alerts users
+	// already have for a Prometheus server apply. Only one Engine of a
+	// process may have it.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Alert is an active alert: pending or firing.
@@ -210,7 +217,7 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 
 	notify := func(context.Context, string, ...*rules.Alert) {}
 	if len(opts.Alertmanagers) > 0 {
-		e.ams, err = startAlertmanagers(opts.Alertmanagers, logger.With("component", "notifier"))
+		e.ams, err = startAlertmanagers(opts.Alertmanagers, opts.Registerer, logger.With("component", "notifier"))
 		if err != nil {
 			e.closeHead()
 			return nil, fmt.Errorf("engine: %w", err)
@@ -227,7 +234,7 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		Queryable:    e.queryable,
 		Logger:       logger.With("component", "rules"),
 		ResendDelay:  resendDelay,
-		Metrics:      rules.NewGroupMetrics(nil),
+		Metrics:      rules.NewGroupMetrics(opts.Registerer),
 	}
 	for _, f := range files {
 		for _, g := range f.groups {
@@ -368,16 +375,21 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	return errors.Join(gatherErr, appendErr, errors.Join(ruleErrs...), truncErr)
 }
 
-// Run calls Cycle every Interval with the time until ctx is done, then
-// stops the notifier, giving it a few seconds to send what it holds. A
-// failing cycle is logged.
-func (e *Engine) Run(ctx context.Context) error {
+// Run calls Cycle now and every Interval with the time until ctx is done,
+// then stops the notifier, giving it a few seconds to send what it holds.
+// afterCycle, when not nil, is called with the time of each cycle once it
+// is over. A failing cycle is logged.
+func (e *Engine) Run(ctx context.Context, afterCycle func(now time.Time)) error {
 	defer e.stopAlertmanagers()
 	ticker := time.NewTicker(e.interval)
 	defer ticker.Stop()
 	for {
-		if err := e.Cycle(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		now := time.Now()
+		if err := e.Cycle(ctx, now); err != nil && ctx.Err() == nil {
 			e.logger.Warn("advisor cycle failed", "err", err)
+		}
+		if afterCycle != nil {
+			afterCycle(now)
 		}
 		select {
 		case <-ctx.Done():

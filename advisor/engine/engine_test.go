@@ -458,7 +458,7 @@ func TestRunCyclesUntilCancelled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- e.Run(ctx) }()
+	go func() { done <- e.Run(ctx, nil) }()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
