@@ -17,6 +17,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +45,7 @@ func addAdviseCommand(app *kingpin.Application) *adviseCommand {
 		cmd: cmd,
 		url: cmd.Flag("url", "URL of a running tcpadvisor daemon to ask, such as http://127.0.0.1:10067. Without it, advise samples this host itself.").
 			PlaceHolder("URL").String(),
-		duration: durationFlag(cmd, "duration", "How long to sample this host when there is no --url. The rules' for: and range windows are scaled to fit in it.", time.Minute),
+		duration: cliflag.Duration(cmd, "duration", "How long to sample this host when there is no --url. The rules' for: and range windows are scaled to fit in it.", time.Minute),
 		output:   cmd.Flag("output", "Output format: text or json.").Short('o').Default("text").Enum("text", "json"),
 		sysctlFile: cmd.Flag("sysctl-file", "Write a commented drop-in for /etc/sysctl.d with only the sysctl changes the advice justifies.").
 			PlaceHolder("PATH").String(),

@@ -24,6 +24,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
@@ -47,12 +48,12 @@ func addServeCommand(app *kingpin.Application) *serveCommand {
 	return &serveCommand{
 		web:           kingpinflag.AddFlags(cmd, defaultListenAddress),
 		telemetryPath: cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
-		maxRequests:   intFlag(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
+		maxRequests:   cliflag.Int(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
 		externalURL:   cmd.Flag("web.external-url", "The URL under which tcpadvisor is reached, for the links in alerts. Default: http://HOSTNAME:PORT.").PlaceHolder("URL").String(),
-		interval:      durationFlag(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
-		timeScale: fractionFlag(cmd, "rules.time-scale",
+		interval:      cliflag.Duration(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
+		timeScale: cliflag.Fraction(cmd, "rules.time-scale",
 			"Multiplies every for: and range window of the rules, to see advice sooner in tests and demonstrations (0.1: a for: 5m holds after 30s). 1 evaluates them as written.", 1),
-		alertmanagers: urlFlags(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
+		alertmanagers: cliflag.URLs(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
 	}
 }
 
