@@ -191,7 +191,7 @@ func (a *adviseCommand) sample(ctx context.Context, opts exporter.Options, ruleF
 	if progress {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
-	return advisor.New(eng, sysctlReader(opts.ProcPath), logger).Report(context.WithoutCancel(ctx), time.Now()), nil
+	return advisor.New(eng, logger).Report(context.WithoutCancel(ctx), time.Now()), nil
 }
 
 // fitTimeScale returns the time scale that makes the rules' longest window

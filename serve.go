@@ -87,7 +87,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	}
 	defer eng.Close()
 
-	handler, err := newHandler(exp, advisor.New(eng, sysctlReader(opts.ProcPath), logger), *s.telemetryPath, *s.maxRequests, logger)
+	handler, err := newHandler(exp, advisor.New(eng, logger), *s.telemetryPath, *s.maxRequests, logger)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func newMeter(cfg Config, ports []int) (*meter, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &meter{eng: eng, adv: advisor.New(eng, cfg.ReadSysctl, cfg.Logger), logger: cfg.Logger, m: Measurement{Advice: []FiredAdvice{}}}
+	m := &meter{eng: eng, adv: advisor.New(eng, cfg.Logger), logger: cfg.Logger, m: Measurement{Advice: []FiredAdvice{}}}
 	for _, p := range ports {
 		m.ports = append(m.ports, strconv.Itoa(p))
 	}

@@ -122,6 +122,7 @@ type Sample struct {
 type Engine struct {
 	source    prometheus.Gatherer
 	interval  time.Duration
+	scale     float64
 	longest   time.Duration
 	retention time.Duration
 	logger    *slog.Logger
@@ -138,7 +139,7 @@ type Engine struct {
 	// by Query.
 	mu           sync.RWMutex
 	closed       bool
-	last         time.Time // of the last Cycle
+	first, last  time.Time // of the first and the last Cycle
 	lastTruncate time.Time
 	sampler      *sampler
 }
@@ -186,6 +187,7 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 	e := &Engine{
 		source:    source,
 		interval:  interval,
+		scale:     scale,
 		longest:   longestWindow(files),
 		retention: retention(longestWindow(files), interval),
 		logger:    logger,
@@ -338,6 +340,9 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	if err := app.Commit(); err != nil {
 		return errors.Join(gatherErr, fmt.Errorf("append: %w", err))
 	}
+	if e.last.IsZero() {
+		e.first = now
+	}
 	e.last = now
 	if appendErr != nil {
 		appendErr = fmt.Errorf("append: %w", appendErr)
@@ -470,6 +475,24 @@ func (e *Engine) Retention() time.Duration { return e.retention }
 // rule can fire: its for: (and keep_firing_for:) plus the window its
 // expression reads, after TimeScale.
 func (e *Engine) LongestWindow() time.Duration { return e.longest }
+
+// TimeScale returns the factor of Options.TimeScale that multiplies the
+// rules' windows (1 when they are as written): a query that quotes a
+// rule's window scales it with ScaleWindows to read what the rule read.
+func (e *Engine) TimeScale() float64 { return e.scale }
+
+// WarmUntil returns when the engine will have observed the rules' longest
+// window (LongestWindow) since its first Cycle: before then a condition
+// can hold without its alert having had the time to fire. Before the first
+// Cycle it counts from now.
+func (e *Engine) WarmUntil(now time.Time) time.Time {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.first.IsZero() {
+		return now.Add(e.longest)
+	}
+	return e.first.Add(e.longest)
+}
 
 // Close stops the notifier, as Run does, and frees the store. Cycle and
 // Query fail after it.
