@@ -157,6 +157,10 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		exp,
+		// The advice as metrics, for a Prometheus that does not load the
+		// rules: on the served registry only, never on the one the
+		// engine samples.
+		advisor.NewCollector(adv),
 		versioncollector.NewCollector(exporter.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
