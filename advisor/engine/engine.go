@@ -58,6 +58,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"net/url"
 	"os"
@@ -140,6 +141,9 @@ type Engine struct {
 	mu           sync.RWMutex
 	closed       bool
 	first, last  time.Time // of the first and the last Cycle
+	// firing holds the firing alerts of the last Cycle, by their labels,
+	// to log the ones that start and stop firing.
+	firing map[string]labels.Labels
 	lastTruncate time.Time
 	sampler      *sampler
 }
@@ -231,11 +235,23 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		ResendDelay:  resendDelay,
 		Metrics:      rules.NewGroupMetrics(nil),
 	}
+	var names []string
+	alerting, recording := 0, 0
 	for _, f := range files {
+		names = append(names, f.name)
 		for _, g := range f.groups {
 			e.groups = append(e.groups, newGroup(f.name, g, interval, ruleOpts, externalURL.String()))
+			for _, r := range g.rules {
+				if r.alert != "" {
+					alerting++
+				} else {
+					recording++
+				}
+			}
 		}
 	}
+	logger.Info("rules loaded", "files", names, "groups", len(e.groups), "alerting_rules", alerting, "recording_rules", recording,
+		"time_scale", scale, "longest_window", e.longest)
 	return e, nil
 }
 
@@ -354,6 +370,7 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	for _, g := range e.groups {
 		g.Eval(ctx, now)
 	}
+	e.logTransitions()
 	var ruleErrs []error
 	for _, g := range e.groups {
 		for _, r := range g.Rules() {
@@ -390,6 +407,37 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// logTransitions logs one line for each alert that started firing since
+// the last cycle, and one for each that stopped: the advice it gives, and
+// where.
+func (e *Engine) logTransitions() {
+	firing := map[string]labels.Labels{}
+	for _, g := range e.groups {
+		for _, r := range g.AlertingRules() {
+			for _, a := range r.ActiveAlerts() {
+				if a.State == rules.StateFiring {
+					firing[a.Labels.String()] = a.Labels
+				}
+			}
+		}
+	}
+	log := func(msg string, lset labels.Labels) {
+		e.logger.Info(msg, "advice", lset.Get("advice"), "alertname", lset.Get(labels.AlertName), "severity", lset.Get("severity"),
+			"labels", lset.MatchLabels(false, labels.AlertName, "advice", "severity").String())
+	}
+	for _, key := range slices.Sorted(maps.Keys(firing)) {
+		if _, was := e.firing[key]; !was {
+			log("advice firing", firing[key])
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(e.firing)) {
+		if _, is := firing[key]; !is {
+			log("advice resolved", e.firing[key])
+		}
+	}
+	e.firing = firing
 }
 
 // Alerts returns the active alerts, pending and firing, sorted by name and
