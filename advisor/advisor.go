@@ -124,8 +124,11 @@ func merge(winner, other Advice) Advice {
 }
 
 // stronger reports whether a should replace b: firing over pending, then
-// critical over warning, then the client's view of a flow, whose
-// configuration the fix changes.
+// critical over warning. Between the two views of one flow: the client's,
+// whose configuration the fix changes, when the server's protocol is known;
+// else the server's, since a server that closes every connection first is
+// the signature of HTTP without keepalive, which the client's view alone
+// cannot tell from a database.
 func stronger(a, b Advice) bool {
 	if a.State != b.State {
 		return a.State == "firing"
@@ -135,6 +138,9 @@ func stronger(a, b Advice) bool {
 	}
 	_, aOut := a.Target["destination_port"]
 	_, bOut := b.Target["destination_port"]
+	if a.Server != nil && a.Server.Protocol == "" {
+		return !aOut && bOut
+	}
 	return aOut && !bOut
 }
 

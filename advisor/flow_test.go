@@ -148,3 +148,27 @@ tcpadvisor_owner_runtime_info{process="gunicorn",runtime="python"} 1
 		})
 	}
 }
+
+// TestOneFlowUnknownServer: the arm-3 flow without owner series (no
+// attribution): the service port 18002 is no well-known one, so the
+// protocol is unknown; the server closing every connection first still
+// makes it one advice, upstream-keepalive, whose fixes say the protocol is
+// not known and show both.
+func TestOneFlowUnknownServer(t *testing.T) {
+	var series []string
+	for _, l := range strings.Split(arm3, "\n") {
+		if !strings.Contains(l, "owner") {
+			series = append(series, l)
+		}
+	}
+	f := newFixture(t, 0.01, hostSysctls+twReuse("2")+strings.Join(series, "\n"))
+	f.run(t, 10*time.Second)
+	r := f.report()
+	if len(r.Advice) != 1 || r.Advice[0].ID != UpstreamKeepalive {
+		t.Fatalf("advice %+v, want one upstream-keepalive", r.Advice)
+	}
+	adv := r.Advice[0]
+	if adv.Server == nil || adv.Server.Protocol != "" || len(adv.Fixes) == 0 || adv.Fixes[0].Title != "The protocol is not known" {
+		t.Errorf("server %+v, fixes %+v: want an unknown protocol, said so first", adv.Server, adv.Fixes)
+	}
+}
