@@ -275,7 +275,10 @@ func (a *Advisor) evidence(ctx context.Context, t Target, queries ...evidenceQue
 
 // owner returns the busiest owner that q finds among the samples keep
 // accepts (all when nil), other than "unknown" and "other", with its
-// runtime; or nil.
+// runtime; or nil. An owner whose process is known wins over one whose
+// process is not: the process of a short-lived connection's socket is often
+// gone before the exporter looks, while its unit is known, and the process
+// is what names a client.
 func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep func(map[string]string) bool) *Owner {
 	samples, expr, err := a.query(ctx, t, q.expr, q.match)
 	if err != nil {
@@ -288,7 +291,7 @@ func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep fun
 		if unit == "unknown" || unit == "other" || unit == "" || s.Value == 0 || keep != nil && !keep(s.Labels) {
 			continue
 		}
-		if best == nil || s.Value > best.Sockets || s.Value == best.Sockets && unit < best.Unit {
+		if best == nil || better(Owner{Unit: unit, Process: process, Sockets: s.Value}, *best) {
 			best = &Owner{Unit: unit, Process: process, Sockets: s.Value}
 		}
 	}
@@ -296,6 +299,14 @@ func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep fun
 		best.Runtime = a.runtime(ctx, t, best.Process)
 	}
 	return best
+}
+
+// better reports whether a is a better owner to name than b.
+func better(a, b Owner) bool {
+	if aKnown, bKnown := a.Process != "unknown", b.Process != "unknown"; aKnown != bKnown {
+		return aKnown
+	}
+	return a.Sockets > b.Sockets || a.Sockets == b.Sockets && a.Unit < b.Unit
 }
 
 // runtime returns the language runtime the exporter found for the processes

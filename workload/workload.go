@@ -173,6 +173,16 @@ const (
 	namespaceNginxPort = 8080
 )
 
+// namespacePorts returns the ports of an arm in a namespace of its own:
+// the ones above, or with PortsUnusual ports that tell nothing of their
+// servers' kind.
+func namespacePorts(cfg Config) Ports {
+	if cfg.ServicePorts == PortsUnusual {
+		return Ports{Redis: 16379, App: 18002, Nginx: namespaceNginxPort}
+	}
+	return Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort}
+}
+
 // InputError is bad input: the command exits 2 for it.
 type InputError struct{ Msg string }
 
