@@ -258,3 +258,18 @@ func TestWarmingUp(t *testing.T) {
 		t.Errorf("report after %v: warming up %v until %v", longest, r.WarmingUp, r.WarmUntil)
 	}
 }
+
+// TestOwnerWithProcessFirst: an owner whose process the exporter found is
+// named before a busier one whose process it did not (short-lived sockets
+// are gone before their process is looked up).
+func TestOwnerWithProcessFirst(t *testing.T) {
+	f := newFixture(t, 1, hostSysctls+twReuse("2")+redisFlow+`
+tcpadvisor_outbound_owner_sockets{source_address="10.0.0.1",destination_address="10.0.0.5",destination_port="6379",owner="app.scope",process="unknown"} 900
+tcpadvisor_outbound_owner_sockets{source_address="10.0.0.1",destination_address="10.0.0.5",destination_port="6379",owner="app.scope",process="python3"} 3
+`)
+	f.alerts = []engine.Alert{alert("TcpadvisorConnectionPerRequest", "pool", "warning", "firing", redis)}
+	adv := f.report().Advice[0]
+	if adv.Client == nil || adv.Client.Process != "python3" {
+		t.Errorf("client %+v, want python3", adv.Client)
+	}
+}

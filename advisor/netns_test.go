@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 )
 
 // inNetns puts the label netns="name" on every series of text, as
@@ -84,5 +86,49 @@ tcpadvisor_outbound_sockets{source_address="198.18.0.1",destination_address="198
 	}
 	if !strings.Contains(host.String(), `Network namespace "a" has sysctl changes of its own`) || strings.Contains(host.String(), "net.ipv4.tcp_tw_reuse = 1") {
 		t.Errorf("host drop-in:\n%s", host.String())
+	}
+}
+
+// TestHostileLabelValues: a namespace (or any target label) named with
+// quotes, braces, backslashes and a newline, as a delegated user's cgroup
+// or a crafted netns can be, restricts every query to itself: the advice
+// quotes its own namespace's values, not its neighbour's.
+func TestHostileLabelValues(t *testing.T) {
+	hostile := "q\"x{y=\"1\"}\\.service\nor vector(1)"
+	escaped := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(hostile)
+	namespace := func(reuse string) string {
+		return hostSysctls + twReuse(reuse) + `tcpadvisor_outbound_sockets{source_address="198.18.0.1",destination_address="198.18.0.2",destination_port="6379",state="time_wait"} 42` + "\n"
+	}
+	f := newFixture(t, 1, inNetns(escaped, namespace("0"))+inNetns("q", namespace("2")))
+	target := map[string]string{"netns": hostile, "source_address": "198.18.0.1", "destination_address": "198.18.0.2", "destination_port": "6379"}
+	f.alerts = []engine.Alert{alert("TcpadvisorEphemeralPortPressure", "port-pressure", "critical", "firing", target)}
+	r := f.report()
+	if len(r.Advice) != 1 {
+		t.Fatalf("%d advice", len(r.Advice))
+	}
+	adv := r.Advice[0]
+	found := 0
+	for _, e := range adv.Evidence {
+		switch e.Name {
+		case "net.ipv4.tcp_tw_reuse":
+			found++
+			if e.Value != 0 {
+				t.Errorf("tcp_tw_reuse %v from %s, want the hostile namespace's 0", e.Value, e.Query)
+			}
+		case "TIME_WAIT sockets toward 198.18.0.2:6379":
+			found++
+			if e.Value != 42 {
+				t.Errorf("TIME_WAIT %v from %s", e.Value, e.Query)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("evidence %+v lacks tcp_tw_reuse or TIME_WAIT: the queries did not match the hostile namespace", adv.Evidence)
+	}
+	if !strings.Contains(adv.Recommendation, "(now 0)") {
+		t.Errorf("recommendation %q does not quote the hostile namespace's tcp_tw_reuse", adv.Recommendation)
+	}
+	if got := r.ChangesIn(hostile); len(got) == 0 || got[0].Current != "0" {
+		t.Errorf("changes of the hostile namespace %+v", got)
 	}
 }
