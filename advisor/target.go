@@ -21,12 +21,6 @@ type Target struct {
 	Port string
 }
 
-// labelsNotTarget are the alert labels that say what fired, not where.
-var labelsNotTarget = []string{"alertname", "advice", "severity"}
-
-// flowLabels are the labels of a Target that are not its scope.
-var flowLabels = []string{"source_address", "destination_address", "destination_port", "port"}
-
 // targetOf returns the target of an alert's labels.
 func targetOf(labels map[string]string) Target {
 	t := Target{Scope: map[string]string{}}

@@ -138,12 +138,12 @@ type Engine struct {
 
 	// mu is held by Cycle and Close while they change the store, and read
 	// by Query.
-	mu           sync.RWMutex
-	closed       bool
-	first, last  time.Time // of the first and the last Cycle
+	mu          sync.RWMutex
+	closed      bool
+	first, last time.Time // of the first and the last Cycle
 	// firing holds the firing alerts of the last Cycle, by their labels,
 	// to log the ones that start and stop firing.
-	firing map[string]labels.Labels
+	firing       map[string]labels.Labels
 	lastTruncate time.Time
 	sampler      *sampler
 }
