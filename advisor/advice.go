@@ -84,9 +84,10 @@ type Service struct {
 	// Protocol is redis, postgresql, mysql, memcached, http, or "" when
 	// the advisor cannot tell.
 	Protocol string `json:"protocol"`
-	// KnownBy says how the protocol was found: "listener" (the owner of
-	// the listening socket on this host), "port" (a well-known port) or
-	// "" (not found).
+	// KnownBy says how the protocol was found: "listener" (the process of
+	// the listening socket on this host), "port" (a well-known port),
+	// "runtime" (the listening process's language runtime) or "" (not
+	// found).
 	KnownBy string `json:"known_by"`
 	// Owner is the listener's owner, when it listens on this host.
 	Owner *Owner `json:"owner,omitempty"`

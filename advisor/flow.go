@@ -11,8 +11,9 @@ func isChurn(id ID) bool { return id == Pool || id == UpstreamKeepalive }
 
 // churn completes the advice of a churning flow, seen from its client (a
 // target toward a destination) or from its server (a service port of this
-// host): it names the server, from the owner of its listener when it
-// listens here, else from a well-known port; names the client; chooses the
+// host): it names the server, from the process of its listener when it
+// listens here, else from a well-known port, else from the listener's
+// runtime; names the client; chooses the
 // advice from the server's protocol (keepalive for HTTP, a pool for
 // databases and caches; the alert's own when the protocol is unknown); and
 // gives both views of one flow the same key, so that they make one advice.
@@ -34,6 +35,11 @@ func (a *Advisor) churn(ctx context.Context, adv *Advice, s *situation) *definit
 	if server.Protocol == "" {
 		if p, ok := wellKnownPorts[port]; ok {
 			server.Protocol, server.KnownBy = p, "port"
+		}
+	}
+	if server.Protocol == "" && server.Owner != nil {
+		if p, ok := runtimeProtocols[server.Owner.Runtime]; ok {
+			server.Protocol, server.KnownBy = p, "runtime"
 		}
 	}
 	if server.Name == "" {

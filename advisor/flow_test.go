@@ -110,6 +110,14 @@ tcpadvisor_owner_runtime_info{process="gunicorn",runtime="python"} 1
 		{"no listener here: the well-known port", flow("6379"),
 			Pool, "the Redis server at 127.0.0.1:6379", `port=6379`,
 			Service{Address: "127.0.0.1", Port: "6379", Name: "Redis", Protocol: "redis", KnownBy: "port"}},
+		{"a Go program on 6379: the port says Redis", flow("6379") + `tcpadvisor_listen_owner_info{port="6379",owner="x.service",process="cache-proxy"} 1
+tcpadvisor_owner_runtime_info{process="cache-proxy",runtime="go"} 1`,
+			Pool, "cache-proxy at 127.0.0.1:6379", `port=6379`,
+			Service{Address: "127.0.0.1", Port: "6379", Name: "cache-proxy", Protocol: "redis", KnownBy: "port"}},
+		{"a Go program on 18002: its runtime says HTTP", flow("18002") + `tcpadvisor_listen_owner_info{port="18002",owner="x.service",process="api"} 1
+tcpadvisor_owner_runtime_info{process="api",runtime="go"} 1`,
+			UpstreamKeepalive, "api at 127.0.0.1:18002", `requests.Session()`,
+			Service{Address: "127.0.0.1", Port: "18002", Name: "api", Protocol: "http", KnownBy: "runtime"}},
 		{"a listener whose process tells nothing, on no well-known port", flow("7000") + `tcpadvisor_listen_owner_info{port="7000",owner="x.service",process="mystery"} 1`,
 			Pool, "mystery at 127.0.0.1:7000", "tcpadvisor cannot tell what mystery at 127.0.0.1:7000 speaks",
 			Service{Address: "127.0.0.1", Port: "7000", Name: "mystery"}},

@@ -55,9 +55,10 @@ var serverProcesses = map[string]string{
 	"unicorn":       protocolHTTP,
 }
 
-// runtimeProtocols is the protocol of a listener whose process name is not
-// known but whose runtime is: a Go program that listens is almost always a
-// net/http (or gRPC, HTTP/2) server.
+// runtimeProtocols is the protocol of a listener whose process name tells
+// nothing, on a port that tells nothing, but whose runtime is known: a Go
+// program that listens there is almost always a net/http (or gRPC, HTTP/2)
+// server. A well-known port says more: a Go program on 6379 is a Redis.
 var runtimeProtocols = map[string]string{"go": protocolHTTP}
 
 // wellKnownPorts is the protocol of a port, when nothing better is known.
@@ -67,15 +68,12 @@ var wellKnownPorts = map[string]string{
 	"8008": protocolHTTP, "8080": protocolHTTP, "8081": protocolHTTP, "8443": protocolHTTP, "8888": protocolHTTP,
 }
 
-// protocolOf returns the protocol of a listener's owner, or "".
+// protocolOf returns the protocol of a listener's process, or "".
 func protocolOf(owner *Owner) string {
 	if owner == nil {
 		return ""
 	}
-	if p, ok := serverProcesses[owner.Process]; ok {
-		return p
-	}
-	return runtimeProtocols[owner.Runtime]
+	return serverProcesses[owner.Process]
 }
 
 // languageOf returns the language of the fixes written for a client
