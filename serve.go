@@ -80,12 +80,14 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 		Alertmanagers: *s.alertmanagers,
 		ExternalURL:   s.externalURLOrDefault(),
 		Labels:        map[string]string{"instance": s.instance(), "job": "tcpadvisor"},
+		LogAlerts:     true,
 		Logger:        logger,
 	}, sampled)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	eng.LogRules()
 
 	handler, err := newHandler(exp, advisor.New(eng, logger), *s.telemetryPath, *s.maxRequests, logger)
 	if err != nil {

@@ -99,6 +99,7 @@ type Options struct {
 	Alertmanagers []string          // Alertmanager base URLs (http://host:9093[/prefix]); alerts go to their API v2
 	ExternalURL   string            // the daemon's URL, for each alert's generatorURL
 	Labels        map[string]string // labels added to every sample, like a scrape's target labels (the daemon passes instance and job)
+	LogAlerts     bool              // log one line when an alert starts firing and one when it resolves (the daemon does; a one-off run need not)
 	Logger        *slog.Logger
 }
 
@@ -132,6 +133,7 @@ type Engine struct {
 	head      *tsdb.Head
 	queryable storage.Queryable
 	promql    *promql.Engine
+	files     []string // as errors name them
 	groups    []*rules.Group
 	ams       *alertmanagers // nil without Alertmanagers
 	stopAMs   sync.Once
@@ -142,8 +144,9 @@ type Engine struct {
 	closed      bool
 	first, last time.Time // of the first and the last Cycle
 	// firing holds the firing alerts of the last Cycle, by their labels,
-	// to log the ones that start and stop firing.
+	// to log the ones that start and stop firing, with logAlerts.
 	firing       map[string]labels.Labels
+	logAlerts    bool
 	lastTruncate time.Time
 	sampler      *sampler
 }
@@ -192,6 +195,7 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		source:    source,
 		interval:  interval,
 		scale:     scale,
+		logAlerts: opts.LogAlerts,
 		longest:   longestWindow(files),
 		retention: retention(longestWindow(files), interval),
 		logger:    logger,
@@ -235,23 +239,12 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		ResendDelay:  resendDelay,
 		Metrics:      rules.NewGroupMetrics(nil),
 	}
-	var names []string
-	alerting, recording := 0, 0
 	for _, f := range files {
-		names = append(names, f.name)
+		e.files = append(e.files, f.name)
 		for _, g := range f.groups {
 			e.groups = append(e.groups, newGroup(f.name, g, interval, ruleOpts, externalURL.String()))
-			for _, r := range g.rules {
-				if r.alert != "" {
-					alerting++
-				} else {
-					recording++
-				}
-			}
 		}
 	}
-	logger.Info("rules loaded", "files", names, "groups", len(e.groups), "alerting_rules", alerting, "recording_rules", recording,
-		"time_scale", scale, "longest_window", e.longest)
 	return e, nil
 }
 
@@ -370,7 +363,9 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	for _, g := range e.groups {
 		g.Eval(ctx, now)
 	}
-	e.logTransitions()
+	if e.logAlerts {
+		e.logTransitions()
+	}
 	var ruleErrs []error
 	for _, g := range e.groups {
 		for _, r := range g.Rules() {
@@ -523,6 +518,23 @@ func (e *Engine) Retention() time.Duration { return e.retention }
 // rule can fire: its for: (and keep_firing_for:) plus the window its
 // expression reads, after TimeScale.
 func (e *Engine) LongestWindow() time.Duration { return e.longest }
+
+// LogRules logs, in one line, the rules the engine loaded: the daemon does
+// it once at start.
+func (e *Engine) LogRules() {
+	alerting, recording := 0, 0
+	for _, g := range e.groups {
+		for _, r := range g.Rules() {
+			if _, ok := r.(*rules.AlertingRule); ok {
+				alerting++
+			} else {
+				recording++
+			}
+		}
+	}
+	e.logger.Info("rules loaded", "files", e.files, "groups", len(e.groups), "alerting_rules", alerting, "recording_rules", recording,
+		"time_scale", e.scale, "longest_window", e.longest)
+}
 
 // TimeScale returns the factor of Options.TimeScale that multiplies the
 // rules' windows (1 when they are as written): a query that quotes a

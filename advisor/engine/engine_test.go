@@ -584,8 +584,12 @@ func TestTransitionsAreLogged(t *testing.T) {
 		return a
 	}}))
 	src, reg := newSource(t)
-	e := newEngine(t, Options{RuleFiles: []string{"testdata/alerts.yml"}, Interval: 15 * time.Second, Logger: logger}, reg)
-	if !strings.Contains(out.String(), `msg="rules loaded" files=[testdata/alerts.yml]`) {
+	e := newEngine(t, Options{RuleFiles: []string{"testdata/alerts.yml"}, Interval: 15 * time.Second, LogAlerts: true, Logger: logger}, reg)
+	if out.Len() != 0 {
+		t.Errorf("New logged %q: the daemon logs the rules once, not every engine (advise makes two)", out.String())
+	}
+	e.LogRules()
+	if !strings.Contains(out.String(), `msg="rules loaded" files=[testdata/alerts.yml] groups=`) {
 		t.Errorf("no rules loaded line:\n%s", out.String())
 	}
 	src.gauge("tcpadvisor_outbound_port_pressure_ratio", 0.6, redis...)
