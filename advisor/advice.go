@@ -106,7 +106,11 @@ type Owner struct {
 }
 
 // String names the owner as the advice's text does.
+// A unit whose process the exporter could not find is named alone.
 func (o Owner) String() string {
+	if o.Process == "" || o.Process == "unknown" {
+		return o.Unit
+	}
 	return fmt.Sprintf("%s (process %s)", o.Unit, o.Process)
 }
 
