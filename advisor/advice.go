@@ -2,6 +2,14 @@
 // what to change, toward which destination or port, with the evidence and
 // the exact fix. Finding the alerts is the engine's job (advisor/engine);
 // showing the advice is the renderers' (advisor/render).
+//
+// Each advice is one file of this package (pool.go, port_pressure.go, ...)
+// whose init registers its ID, the alerts that raise it, its evidence, its
+// recommendation and its fixes; what several advices share (which server
+// speaks which protocol, the clients' code, the well-known ports) is in
+// services.go. To add an advice, add its file, its rule in rules/ (with the
+// advice label), the regenerated PrometheusRule and its section "## ID" in
+// docs/advice.md: registry_test.go fails until all four agree.
 package advisor
 
 import (
