@@ -1,12 +1,8 @@
 package advisor_test
 
 import (
-	"bufio"
 	"io/fs"
 	"os"
-	"regexp"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
@@ -19,6 +15,9 @@ import (
 // the PrometheusRule generated from them in deploy/kubernetes, and its
 // section in docs/advice.md. Each test below compares the registry with one
 // of the others, both ways: an advice added to one place only fails here.
+// The docs are checked from the rules' tests (rules/rules_test.go:
+// TestRunbookAnchorsExist and TestEveryAdviceSectionIsAnAdvice), with the
+// Markdown reader they already have.
 
 // pairs returns "alert advice" for every alerting rule of a rules document.
 func pairs(t *testing.T, name string, groups []ruleGroup) map[string]bool {
@@ -110,40 +109,4 @@ func TestRegistryMatchesPrometheusRule(t *testing.T) {
 	}
 	compare(t, "deploy/kubernetes/prometheusrule.yaml (go test ./deploy -run TestPrometheusRuleIsGenerated -update regenerates it)",
 		pairs(t, "prometheusrule.yaml", doc.Spec.Groups), registryPairs())
-}
-
-// TestRegistryMatchesDocs: every advice has its section "## ID" in
-// docs/advice.md, and every section titled like an ID is an advice.
-func TestRegistryMatchesDocs(t *testing.T) {
-	f, err := os.Open("../docs/advice.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	idLike := regexp.MustCompile(`^## ([a-z0-9]+(?:-[a-z0-9]+)*)$`)
-	var sections []string
-	fenced := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "```") {
-			fenced = !fenced
-		}
-		if m := idLike.FindStringSubmatch(line); m != nil && !fenced {
-			sections = append(sections, m[1])
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range advisor.IDs() {
-		if !slices.Contains(sections, string(id)) {
-			t.Errorf("advice %s has no section \"## %s\" in docs/advice.md", id, id)
-		}
-	}
-	for _, s := range sections {
-		if advisor.Alerts(advisor.ID(s)) == nil {
-			t.Errorf("docs/advice.md has a section %q that is no advice of the registry", s)
-		}
-	}
 }

@@ -229,18 +229,44 @@ func TestRunbookAnchorsExist(t *testing.T) {
 	}
 }
 
-// markdownAnchors returns the anchors GitHub gives the headings of a Markdown
-// file: lower case, punctuation other than - and _ dropped, spaces as -.
-func markdownAnchors(t *testing.T, path string) map[string]bool {
+// TestEveryAdviceSectionIsAnAdvice is the other way: every section of
+// docs/advice.md titled like an advice ID ("## pool"; not "## How the
+// advisor decides") is an advice of the registry, where each advice's file
+// in advisor/ declares it.
+func TestEveryAdviceSectionIsAnAdvice(t *testing.T) {
+	idLike := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	sections := 0
+	for _, h := range markdownHeadings(t, filepath.Join("..", "docs", "advice.md")) {
+		if h.level != 2 || !idLike.MatchString(h.text) {
+			continue
+		}
+		sections++
+		if advisor.Alerts(advisor.ID(h.text)) == nil {
+			t.Errorf("docs/advice.md has a section %q that is no advice of the registry (advisor/)", "## "+h.text)
+		}
+	}
+	if sections != len(advisor.IDs()) {
+		t.Errorf("docs/advice.md has %d advice sections, the registry %d advices", sections, len(advisor.IDs()))
+	}
+}
+
+// heading is a heading of a Markdown file.
+type heading struct {
+	level int
+	text  string
+}
+
+// markdownHeadings returns the headings of a Markdown file, outside fenced
+// code blocks.
+func markdownHeadings(t *testing.T, path string) []heading {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	heading := regexp.MustCompile(`^#{1,6} +(.*?) *#* *$`)
-	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
-	anchors := map[string]bool{}
+	re := regexp.MustCompile(`^(#{1,6}) +(.*?) *#* *$`)
+	var headings []heading
 	fenced := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -249,13 +275,25 @@ func markdownAnchors(t *testing.T, path string) map[string]bool {
 			fenced = !fenced
 			continue
 		}
-		if m := heading.FindStringSubmatch(line); m != nil && !fenced {
-			text := drop.ReplaceAllString(strings.ToLower(m[1]), "")
-			anchors[strings.ReplaceAll(text, " ", "-")] = true
+		if m := re.FindStringSubmatch(line); m != nil && !fenced {
+			headings = append(headings, heading{level: len(m[1]), text: m[2]})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
+	}
+	return headings
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of a Markdown
+// file: lower case, punctuation other than - and _ dropped, spaces as -.
+func markdownAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	anchors := map[string]bool{}
+	for _, h := range markdownHeadings(t, path) {
+		text := drop.ReplaceAllString(strings.ToLower(h.text), "")
+		anchors[strings.ReplaceAll(text, " ", "-")] = true
 	}
 	return anchors
 }
