@@ -11,25 +11,54 @@ func isChurn(id ID) bool { return id == Pool || id == UpstreamKeepalive }
 
 // churn completes the advice of a churning flow, seen from its client (a
 // target toward a destination) or from its server (a service port of this
-// host): it names the server, from the process of its listener when it
-// listens here, else from a well-known port, else from the listener's
-// runtime; names the client; chooses the
-// advice from the server's protocol (keepalive for HTTP, a pool for
-// databases and caches; the alert's own when the protocol is unknown); and
-// gives both views of one flow the same key, so that they make one advice.
-// It returns the definition of the advice chosen.
+// host): it names the server and the client, chooses the advice from the
+// server's protocol (keepalive for HTTP, a pool for databases and caches;
+// the alert's own when the protocol is unknown), and gives both views of
+// one flow the same key, so that they make one advice. It returns the
+// definition of the advice chosen.
 func (a *Advisor) churn(ctx context.Context, adv *Advice, s *situation) *definition {
 	t := s.target
-	port := t.ServicePort()
 	local := !t.Outbound() || t.destinationIsLocal()
+	s.server = a.server(ctx, t, local)
+	s.client = s.owner
+	if !t.Outbound() {
+		s.client = a.localClient(ctx, t)
+	}
+	adv.Client, adv.Server = s.client, s.server
+
+	switch s.server.Protocol {
+	case "":
+	case protocolHTTP:
+		adv.ID = UpstreamKeepalive
+	default:
+		adv.ID = Pool
+	}
+	if base, _, ok := strings.Cut(adv.RunbookURL, "#"); ok {
+		adv.RunbookURL = base + "#" + string(adv.ID)
+	}
+	key := "churn\x00" + t.scopeKey()
+	if local {
+		key += "local\x00" + t.ServicePort()
+	} else {
+		key += t.SourceAddress + "\x00" + t.Destination()
+	}
+	adv.flowKey = key
+	return registry[adv.ID]
+}
+
+// server names what serves the target's service port and its protocol:
+// from the process of its listener, when it listens on this host; else from
+// a well-known port; else from the listener's runtime.
+func (a *Advisor) server(ctx context.Context, t Target, local bool) *Service {
+	port := t.ServicePort()
 	server := &Service{Address: t.DestinationAddress, Port: port}
 	if local {
 		server.Owner = a.listener(ctx, t, port)
-		if server.Owner != nil {
-			server.Name = server.Owner.Process
-			if server.Protocol = protocolOf(server.Owner); server.Protocol != "" {
-				server.KnownBy = "listener"
-			}
+	}
+	if server.Owner != nil {
+		server.Name = server.Owner.Process
+		if server.Protocol = protocolOf(server.Owner); server.Protocol != "" {
+			server.KnownBy = "listener"
 		}
 	}
 	if server.Protocol == "" {
@@ -45,38 +74,16 @@ func (a *Advisor) churn(ctx context.Context, adv *Advice, s *situation) *definit
 	if server.Name == "" {
 		server.Name = protocolNames[server.Protocol]
 	}
-	s.server = server
+	return server
+}
 
-	if t.Outbound() {
-		s.client = s.owner
-	} else {
-		// The clients of a local service port that are on this host: the
-		// owners of the connections toward it.
-		s.client = a.owner(ctx, t, evidenceQuery{expr: "tcpadvisor_outbound_owner_sockets", match: map[string]string{"destination_port": port}},
-			func(l map[string]string) bool {
-				return Target{SourceAddress: l["source_address"], DestinationAddress: l["destination_address"]}.destinationIsLocal()
-			})
-	}
-	adv.Client, adv.Server = s.client, s.server
-
-	switch server.Protocol {
-	case "":
-	case protocolHTTP:
-		adv.ID = UpstreamKeepalive
-	default:
-		adv.ID = Pool
-	}
-	if base, _, ok := strings.Cut(adv.RunbookURL, "#"); ok {
-		adv.RunbookURL = base + "#" + string(adv.ID)
-	}
-	key := "churn\x00" + t.scopeKey()
-	if local {
-		key += "local\x00" + port
-	} else {
-		key += t.SourceAddress + "\x00" + t.Destination()
-	}
-	adv.flowKey = key
-	return registry[adv.ID]
+// localClient returns the busiest owner on this host of connections toward
+// the target's service port: the client of the flow its server sees.
+func (a *Advisor) localClient(ctx context.Context, t Target) *Owner {
+	q := evidenceQuery{expr: "tcpadvisor_outbound_owner_sockets", match: map[string]string{"destination_port": t.Port}}
+	return a.owner(ctx, t, q, func(l map[string]string) bool {
+		return Target{SourceAddress: l["source_address"], DestinationAddress: l["destination_address"]}.destinationIsLocal()
+	})
 }
 
 // listener returns the owner of the listening socket on a port of the
