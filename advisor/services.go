@@ -29,7 +29,8 @@ var protocolNames = map[string]string{
 
 // serverProcesses maps the process name of a listener to the protocol it
 // serves. An HTTP server is fixed by keepalive in its client, the others by
-// a pool.
+// a pool. Proxies that as often front a database as a web server (haproxy,
+// envoy) tell nothing: their port decides.
 var serverProcesses = map[string]string{
 	"redis-server":  protocolRedis,
 	"valkey-server": protocolRedis,
@@ -48,8 +49,6 @@ var serverProcesses = map[string]string{
 	"httpd":         protocolHTTP,
 	"apache2":       protocolHTTP,
 	"caddy":         protocolHTTP,
-	"envoy":         protocolHTTP,
-	"haproxy":       protocolHTTP,
 	"traefik":       protocolHTTP,
 	"puma":          protocolHTTP,
 	"unicorn":       protocolHTTP,
