@@ -76,6 +76,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 		ExternalURL:   s.externalURLOrDefault(),
 		Labels:        map[string]string{"instance": s.instance(), "job": "tcpadvisor"},
 		Registerer:    registry,
+		LogAdvice:     true,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -144,6 +145,10 @@ func (s *serveCommand) externalURLOrDefault() string {
 func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
 	registry.MustRegister(
 		p.Exporter,
+		// The advice as metrics, for a Prometheus that does not load the
+		// rules: on the served registry only, never on the one the
+		// engine samples.
+		advisor.NewCollector(p.Advisor()),
 		versioncollector.NewCollector(exporter.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

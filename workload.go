@@ -34,6 +34,7 @@ type workloadCommand struct {
 	cmd          *kingpin.CmdClause
 	arms         *[]int
 	app          *string
+	servicePorts *string
 	load         *string
 	duration     *time.Duration
 	requests     *int
@@ -58,6 +59,9 @@ func addWorkloadCommand(app *kingpin.Application) *workloadCommand {
 		Want: "arm numbers from 1 to 4 separated by commas, such as 1,2",
 	})
 	w.app = cmd.Flag("app", "The app: go (go-redis, served in-process) or flask (the seed's Flask app under gunicorn).").Default(workload.AppGo).Enum(workload.AppGo, workload.AppFlask)
+	w.servicePorts = cmd.Flag("service-ports", "The ports of the arms' servers: well-known (Redis 6379, the app on a port the rules call HTTP, such as 5000) "+
+		"or unusual (Redis from 16379, the app from 18002), whose kind the advisor must learn from the listening process.").
+		Default(workload.PortsWellKnown).Enum(workload.PortsWellKnown, workload.PortsUnusual)
 	w.load = cmd.Flag("load", "The load: builtin (a closed loop of keep-alive connections) or siege.").Default(workload.LoadBuiltin).Enum(workload.LoadBuiltin, workload.LoadSiege)
 	w.duration = cliflag.Duration(cmd, "duration", "How long the load runs in each arm.", 20*time.Second)
 	cmd.Flag("requests", "Stop the built-in load of each arm after this many requests (or --duration, whichever comes first).").
@@ -108,7 +112,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 		return fail(&workload.InputError{Msg: fmt.Sprintf("--rounds=%d: each turn of an arm would last %v, want at least %v: lower --rounds or raise --duration", *w.rounds, turn, minTurn)})
 	}
 	cfg := workload.Config{
-		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
+		Arms: *w.arms, App: *w.app, ServicePorts: *w.servicePorts, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
 		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,
 		Exporter: opts, RuleFiles: ruleFiles, Logger: logger,
 	}

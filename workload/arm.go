@@ -48,11 +48,14 @@ func OnHost(cfg Config) StartArm {
 		defer mu.Unlock()
 		var ports Ports
 		var err error
-		if ports.Redis, err = pick(portsFrom(6379, 20)); err != nil {
+		redisPorts, appPorts := portsFrom(6379, 20), []int{5000, 8000, 8008, 8080, 8081, 8888, 3000} // the HTTP ports the rules know
+		if cfg.ServicePorts == PortsUnusual {
+			redisPorts, appPorts = portsFrom(16379, 20), portsFrom(18002, 20)
+		}
+		if ports.Redis, err = pick(redisPorts); err != nil {
 			return ports, err
 		}
-		// The HTTP ports the rules know, as in a namespace.
-		if ports.App, err = pick([]int{5000, 8000, 8008, 8080, 8081, 8888, 3000}); err != nil {
+		if ports.App, err = pick(appPorts); err != nil {
 			return ports, err
 		}
 		if arm.Proxy {

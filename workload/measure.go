@@ -48,6 +48,11 @@ type FiredAdvice struct {
 	Severity string            `json:"severity"`
 	Target   map[string]string `json:"target"`
 	Summary  string            `json:"summary"`
+	// Client is the process that opens the connections of a churn advice,
+	// and Server what serves them (its process, or its protocol's name),
+	// when the advisor knows.
+	Client string `json:"client,omitempty"`
+	Server string `json:"server,omitempty"`
 	// After is the time from the start of the load to the first sample it
 	// fired at, in seconds.
 	After float64 `json:"after_seconds"`
@@ -155,10 +160,17 @@ func (m *meter) record(now time.Time) {
 		}) {
 			continue
 		}
-		m.m.Advice = append(m.m.Advice, FiredAdvice{
+		fired := FiredAdvice{
 			ID: string(a.ID), Severity: a.Severity, Target: a.Target, Summary: a.Summary,
 			After: max(0, now.Sub(m.start).Seconds()),
-		})
+		}
+		if a.Client != nil {
+			fired.Client = a.Client.Process
+		}
+		if a.Server != nil {
+			fired.Server = a.Server.Name
+		}
+		m.m.Advice = append(m.m.Advice, fired)
 	}
 }
 

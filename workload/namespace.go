@@ -285,7 +285,7 @@ func childArm(ctx context.Context, cfg Config, n int) (*armRun, error) {
 	if err := setUpNamespace(cfg); err != nil {
 		return nil, err
 	}
-	return startArm(ctx, cfg, arm, Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort})
+	return startArm(ctx, cfg, arm, namespacePorts(cfg))
 }
 
 // setUpNamespace mounts the arm's temporary directory, brings loopback up
@@ -321,7 +321,8 @@ func setUpNamespace(cfg Config) error {
 		return err
 	}
 	// A range that covers a server's port must not hand it to connect().
-	return writeSysctl("net.ipv4.ip_local_reserved_ports", fmt.Sprintf("%d,%d,%d", namespaceAppPort, namespaceRedisPort, namespaceNginxPort))
+	ports := namespacePorts(cfg)
+	return writeSysctl("net.ipv4.ip_local_reserved_ports", fmt.Sprintf("%d,%d,%d", ports.App, ports.Redis, ports.Nginx))
 }
 
 // writeSysctl writes a sysctl of this process's network namespace.

@@ -259,6 +259,9 @@ func (c *Census) fillPortOwners(top []PortCount) {
 	}, len(top))
 	for i := range top {
 		p := &top[i]
+		if id, ok := o.listeners[p.Port]; ok {
+			p.ListenerOwner = o.list[id]
+		}
 		counts := make([]OwnerCount, 0, len(groups[i])+1)
 		var live uint64
 		for _, r := range groups[i] {

@@ -14,7 +14,6 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 )
 
@@ -40,7 +39,10 @@ type Options struct {
 	// rule evaluations, failures and durations, and alerts sent, failed,
 	// dropped and queued. Only one Pipeline of a process may have it.
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// LogAdvice logs the rules loaded, at once, and one line each time an
+	// advice fires or resolves: the daemon does, a one-off run need not.
+	LogAdvice bool
+	Logger    *slog.Logger
 }
 
 // Pipeline is an exporter, the engine sampling it, and the advisor reading
@@ -72,8 +74,10 @@ func New(opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	readSysctl := func(name string) (string, error) { return sysctl.Read(opts.Exporter.ProcPath, name) }
-	return &Pipeline{Exporter: exp, engine: eng, advisor: advisor.New(eng, readSysctl, logger), logger: logger}, nil
+	if opts.LogAdvice {
+		eng.LogRules()
+	}
+	return &Pipeline{Exporter: exp, engine: eng, advisor: advisor.New(eng, logger), logger: logger}, nil
 }
 
 func engineOptions(opts Options, logger *slog.Logger) engine.Options {
@@ -86,6 +90,7 @@ func engineOptions(opts Options, logger *slog.Logger) engine.Options {
 		ExternalURL:   opts.ExternalURL,
 		Labels:        opts.Labels,
 		Registerer:    opts.Registerer,
+		LogAlerts:     opts.LogAdvice,
 		Logger:        logger,
 	}
 }
