@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
+	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/internal/buildinfo"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 const programName = "tcpadvisor"
@@ -48,8 +50,8 @@ func run(args []string) int {
 
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
-	collectorFlags := addCollectorFlags(app)
-	ruleFiles := ruleFiles(app)
+	collectorFlags := exporter.AddFlags(app)
+	ruleFiles := pipeline.AddRuleFilesFlag(app)
 	serve := addServeCommand(app)
 	advise := addAdviseCommand(app)
 	workloadCmd := addWorkloadCommand(app)
@@ -73,12 +75,12 @@ func run(args []string) int {
 	}
 	logger := promslog.New(logConfig)
 	if command == advise.cmd.FullCommand() {
-		return advise.run(collectorFlags.options(), *ruleFiles, logger)
+		return advise.run(collectorFlags.Options(), *ruleFiles, logger)
 	}
 	if command == workloadCmd.cmd.FullCommand() {
-		return workloadCmd.run(args, collectorFlags.options(), *ruleFiles, logger)
+		return workloadCmd.run(args, collectorFlags.Options(), *ruleFiles, logger)
 	}
-	if err := serve.run(collectorFlags.options(), *ruleFiles, logger); err != nil {
+	if err := serve.run(collectorFlags.Options(), *ruleFiles, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return 1
 	}

@@ -267,7 +267,9 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", ownConnection} {
+	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", ownConnection,
+		// The advisor's own health, under the names Prometheus gives it.
+		"prometheus_rule_evaluations_total{", "prometheus_rule_evaluation_failures_total{", "prometheus_rule_group_last_duration_seconds{"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}

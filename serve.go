@@ -23,11 +23,11 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/docs"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 // defaultListenAddress is outside the fully allocated 9100-9999 block of
@@ -50,12 +50,12 @@ func addServeCommand(app *kingpin.Application) *serveCommand {
 	return &serveCommand{
 		web:           kingpinflag.AddFlags(cmd, defaultListenAddress),
 		telemetryPath: cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
-		maxRequests:   intFlag(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
+		maxRequests:   cliflag.Int(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
 		externalURL:   cmd.Flag("web.external-url", "The URL under which tcpadvisor is reached, for the links in alerts. Default: http://HOSTNAME:PORT.").PlaceHolder("URL").String(),
-		interval:      durationFlag(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
-		timeScale: fractionFlag(cmd, "rules.time-scale",
+		interval:      cliflag.Duration(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
+		timeScale: cliflag.Fraction(cmd, "rules.time-scale",
 			"Multiplies every for: and range window of the rules, to see advice sooner in tests and demonstrations (0.1: a for: 5m holds after 30s). 1 evaluates them as written.", 1),
-		alertmanagers: urlFlags(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
+		alertmanagers: cliflag.URLs(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
 	}
 }
 
@@ -66,32 +66,30 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 			return fmt.Errorf("--web.config.file=%s: %v; fix the file or leave the flag out", path, err)
 		}
 	}
-	exp, err := exporter.NewFromOptions(opts, logger)
-	if err != nil {
-		return err
-	}
-	// The advisor samples a registry of its own, holding only the exporter:
-	// the rules read nothing else.
-	sampled := prometheus.NewRegistry()
-	sampled.MustRegister(exp)
-	eng, err := engine.New(engine.Options{
+	// The served registry gets the engine's and the notifier's metrics
+	// beside the exporter's.
+	registry := prometheus.NewRegistry()
+	p, err := pipeline.New(pipeline.Options{
+		Exporter:  opts,
 		RuleFiles: ruleFiles,
 		// The bundled rules' runbook links lead to the daemon's own
 		// /docs/advice.md.
-		Bundled:       rules.WithRunbooksAt(s.externalURLOrDefault()),
+		RunbookBase:   s.externalURLOrDefault(),
 		Interval:      *s.interval,
 		TimeScale:     *s.timeScale,
 		Alertmanagers: *s.alertmanagers,
 		ExternalURL:   s.externalURLOrDefault(),
 		Labels:        map[string]string{"instance": s.instance(), "job": "tcpadvisor"},
+		Registerer:    registry,
+		LogAdvice:     true,
 		Logger:        logger,
-	}, sampled)
+	})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer p.Close()
 
-	handler, err := newHandler(exp, advisor.New(eng, sysctlReader(opts.ProcPath), logger), *s.telemetryPath, *s.maxRequests, logger)
+	handler, err := newHandler(registry, p, *s.telemetryPath, *s.maxRequests, logger)
 	if err != nil {
 		return err
 	}
@@ -101,7 +99,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go eng.Run(ctx)
+	go p.Run(ctx, nil)
 
 	server := &http.Server{Handler: handler}
 	// On SIGTERM or SIGINT, finish the requests under way and return, so
@@ -146,21 +144,16 @@ func (s *serveCommand) externalURLOrDefault() string {
 	return "http://" + s.instance()
 }
 
-// sysctlReader reads a sysctl by its dotted name under procPath.
-func sysctlReader(procPath string) func(string) (string, error) {
-	return func(name string) (string, error) {
-		b, err := os.ReadFile(advisor.SysctlPath(procPath, name))
-		return string(b), err
-	}
-}
-
 // newHandler returns the daemon's HTTP handler: the landing page, the
-// advice, and the metrics of the exporter, of the Go runtime and of the
-// process.
-func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
-	registry := prometheus.NewRegistry()
+// advice, and the metrics of registry (the engine's and the notifier's),
+// of the pipeline's exporter, of the Go runtime and of the process.
+func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
 	registry.MustRegister(
-		exp,
+		p.Exporter,
+		// The advice as metrics, for a Prometheus that does not load the
+		// rules: on the served registry only, never on the one the
+		// engine samples.
+		advisor.NewCollector(p.Advisor()),
 		versioncollector.NewCollector(exporter.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -171,7 +164,7 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxRequests,
 	}))
-	mux.Handle("/advice", adviceHandler(adv, telemetryPath, logger))
+	mux.Handle("/advice", adviceHandler(p.Advisor(), telemetryPath, logger))
 	mux.Handle("/docs/", docs.Handler(render.PageCSS))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{

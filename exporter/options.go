@@ -68,7 +68,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		r.Refresh(ctx)
 		cancel()
-		resolver = ownerResolver{r}
+		resolver = r
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
 	if !opts.Netns {
@@ -114,13 +114,6 @@ func unitOfPID(procPath string, pid int) string {
 	default:
 		return unit
 	}
-}
-
-// ownerResolver adapts an owners.Resolver to the census's Owner type.
-type ownerResolver struct{ *owners.Resolver }
-
-func (r ownerResolver) Lookup(cgroupID uint64, inode uint32) census.Owner {
-	return census.Owner(r.Resolver.Lookup(cgroupID, inode))
 }
 
 // kernelSources are what the collectors read: the running kernel's, or

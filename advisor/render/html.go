@@ -43,6 +43,8 @@ var page = template.Must(template.New("advice").Funcs(template.FuncMap{
 	"anchor":    Anchor,
 	"value":     Value,
 	"printable": term.Printable,
+	"alerts":    alerts,
+	"server":    func(s advisor.Service) string { return term.Printable(Server(s)) },
 	"lines":     printableLines,
 	"css":       func() template.CSS { return PageCSS },
 }).Parse(`<!DOCTYPE html>
@@ -59,14 +61,16 @@ var page = template.Must(template.New("advice").Funcs(template.FuncMap{
 <p>Generated {{.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}}{{if gt .Page.Refresh 0}}, reloaded every {{.Page.Refresh}} s{{end}}.
 <a href="?format=json">JSON</a> · <a href="{{if gt .Page.Refresh 0}}?{{else}}?refresh=30{{end}}">{{if gt .Page.Refresh 0}}stop reloading{{else}}reload every 30 s{{end}}</a> · <a href="/">home</a> · <a href="{{.Page.MetricsPath}}">metrics</a> · <a href="/docs/advice.md">what each advice means</a></p></header>
 <main>
-{{if not .Advice}}<p>No advice: nothing to change.</p>{{end}}
+{{if and (not .Advice) .WarmingUp}}<p>No advice yet: the advisor is warming up{{with .WarmUntil}} until {{.Format "2006-01-02 15:04:05 UTC"}}{{end}}, when it will have watched as long as its slowest rule needs.</p>{{else if not .Advice}}<p>No advice: nothing to change.</p>{{end}}
 {{range .Advice}}
 <section class="advice {{.Severity}}" id="{{anchor .ID .Target}}">
 <span class="severity">{{.Severity}}</span>
 <h2><a href="#{{anchor .ID .Target}}">{{.ID}}: {{target .Target}}</a></h2>
 <p>{{printable .Summary}}</p>
-<p class="muted">{{.State}} since {{.Since.Format "2006-01-02 15:04:05 UTC"}} · alert {{.Alert}}</p>
+<p class="muted">{{.State}} since {{.Since.Format "2006-01-02 15:04:05 UTC"}} · {{alerts .}}</p>
 {{with .Owner}}<p>Owner: {{printable .String}}, {{value .Sockets}} sockets</p>{{end}}
+{{with .Client}}<p>Client: {{printable .String}}, {{value .Sockets}} sockets</p>{{end}}
+{{with .Server}}<p>Server: {{server .}}</p>{{end}}
 {{if .Evidence}}<h3>Evidence</h3>
 <table>{{range .Evidence}}<tr><td>{{printable .Name}}</td><td class="value" title="{{printable .Query}}">{{value .Value}}</td></tr>{{end}}</table>{{end}}
 <h3>What to do</h3>

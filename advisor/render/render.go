@@ -77,6 +77,12 @@ func StyledText(w io.Writer, r advisor.Report, style term.Style) error {
 		t.style.Width = minWidth
 	}
 	switch {
+	case len(r.Advice) == 0 && r.WarmingUp:
+		until := ""
+		if r.WarmUntil != nil {
+			until = " until " + r.WarmUntil.Format("2006-01-02 15:04:05 UTC")
+		}
+		t.wrapped("", "", "tcpadvisor: no advice yet: warming up"+until+", when the advisor will have watched as long as its slowest rule needs.")
 	case len(r.Advice) == 0 && len(r.Pending) == 0:
 		t.line("", "tcpadvisor: no advice: nothing to change.")
 	case len(r.Advice) == 0:
@@ -97,6 +103,35 @@ func StyledText(w io.Writer, r advisor.Report, style term.Style) error {
 	}
 	_, err := io.WriteString(w, t.b.String())
 	return err
+}
+
+// alerts names the alerts an advice answers.
+func alerts(adv advisor.Advice) string {
+	if len(adv.Alerts) > 1 {
+		return "alerts " + strings.Join(adv.Alerts, ", ")
+	}
+	return "alert " + adv.Alert
+}
+
+// Server says what serves a flow: "redis-server (Redis) at 10.0.0.5:6379,
+// known by its listener".
+func Server(s advisor.Service) string {
+	host := s.Address
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	var b strings.Builder
+	if s.Name != "" {
+		b.WriteString(s.Name + " ")
+	}
+	if s.Protocol != "" && !strings.EqualFold(s.Protocol, s.Name) {
+		b.WriteString("(" + s.Protocol + ") ")
+	}
+	b.WriteString("at " + host + ":" + s.Port)
+	if s.KnownBy != "" {
+		b.WriteString(", known by its " + s.KnownBy)
+	}
+	return b.String()
 }
 
 // minWidth is the narrowest layout: below it, indented prose would be a
@@ -152,12 +187,18 @@ func (t *textWriter) severityLine(indent, hang, severity, s string) {
 
 func (t *textWriter) advice(adv advisor.Advice) {
 	t.severityLine("", "  ", adv.Severity, fmt.Sprintf("%s: %s", adv.ID, Target(adv.Target)))
-	t.wrapped("  ", "  ", fmt.Sprintf("%s since %s, alert %s", adv.State, adv.Since.Format("2006-01-02 15:04:05 UTC"), adv.Alert))
+	t.wrapped("  ", "  ", fmt.Sprintf("%s since %s, %s", adv.State, adv.Since.Format("2006-01-02 15:04:05 UTC"), alerts(adv)))
 	if adv.Summary != "" {
 		t.wrapped("  ", "  ", adv.Summary)
 	}
 	if adv.Owner != nil {
 		t.wrapped("  ", "    ", fmt.Sprintf("Owner: %s, %s sockets", adv.Owner, Value(adv.Owner.Sockets)))
+	}
+	if adv.Client != nil {
+		t.wrapped("  ", "    ", fmt.Sprintf("Client: %s, %s sockets", adv.Client, Value(adv.Client.Sockets)))
+	}
+	if adv.Server != nil {
+		t.wrapped("  ", "    ", "Server: "+Server(*adv.Server))
 	}
 	if len(adv.Evidence) > 0 {
 		t.b.WriteString("  Evidence:\n")

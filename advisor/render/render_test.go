@@ -81,6 +81,9 @@ func hostileReport() advisor.Report {
 	r := sampleReport()
 	r.Advice[0].Owner = &advisor.Owner{Unit: "evil\x1b]0;pwned\a.service", Process: "\x1b[31mredis\x1b[0m\nfake line", Sockets: 26250}
 	r.Advice[0].Target["destination_address"] = "10.0.0.5\x1b[2J"
+	r.Advice[0].Client = &advisor.Owner{Unit: "app.service", Process: "app\x1b[1m", Sockets: 26250}
+	r.Advice[0].Server = &advisor.Service{Address: "10.0.0.5", Port: "6379", Name: "redis\x1b[5m", Protocol: "redis", KnownBy: "listener"}
+	r.Advice[0].Alerts = []string{"TcpadvisorEphemeralPortPressure", "TcpadvisorConnectionPerRequest"}
 	r.Advice[0].Summary = "Ephemeral ports toward 10.0.0.5\x1b[2J:6379 at 93%\r"
 	r.Advice[0].Fixes[0].Text += "# \u202eevil\n\tindented\n"
 	return r
@@ -141,7 +144,8 @@ func TestTextQuotesControlCharacters(t *testing.T) {
 				break
 			}
 		}
-		for _, want := range []string{`evil\x1b]0;pwned\a.service (process \x1b[31mredis\x1b[0m\nfake line)`, `10.0.0.5\x1b[2J`, `# \u202eevil`, `at 93%\r`, "    |     indented\n"} {
+		for _, want := range []string{`evil\x1b]0;pwned\a.service (process \x1b[31mredis\x1b[0m\nfake line)`, `10.0.0.5\x1b[2J`, `# \u202eevil`, `at 93%\r`, "    |     indented\n", `Client: app.service (process app\x1b[1m), 26250 sockets`,
+			`Server: redis\x1b[5m (redis) at 10.0.0.5:6379, known by its listener`, "alerts TcpadvisorEphemeralPortPressure,"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%+v: the text lacks %s:\n%s", style, want, out)
 			}
@@ -224,5 +228,25 @@ func TestTargetAndValue(t *testing.T) {
 		if in != want {
 			t.Errorf("got %q, want %q", in, want)
 		}
+	}
+}
+
+// TestWarmingUp: an empty report of an advisor that has not yet watched
+// its slowest rule's window says so and until when, in text and HTML, not
+// "nothing to change".
+func TestWarmingUp(t *testing.T) {
+	until := time.Date(2026, 11, 27, 12, 5, 0, 0, time.UTC)
+	r := advisor.Report{WarmingUp: true, WarmUntil: &until}
+	var b bytes.Buffer
+	Text(&b, r)
+	if got, want := b.String(), "tcpadvisor: no advice yet: warming up until 2026-11-27 12:05:00 UTC, when the\nadvisor will have watched as long as its slowest rule needs.\n"; got != want {
+		t.Errorf("text %q, want %q", got, want)
+	}
+	b.Reset()
+	if err := HTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.String(); !strings.Contains(page, "warming up until 2026-11-27 12:05:00 UTC") || strings.Contains(page, "nothing to change") {
+		t.Errorf("page does not say it is warming up:\n%s", page)
 	}
 }

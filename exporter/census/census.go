@@ -188,7 +188,10 @@ type PortCount struct {
 	// Owners are the busiest owners of the port's inbound sockets, when
 	// they were counted with AddOwned, and OtherOwner for the rest.
 	Owners []OwnerCount
-	pinned bool
+	// ListenerOwner is the owner of the port's listening socket, when it
+	// was counted with AddOwned and has one; the zero Owner otherwise.
+	ListenerOwner Owner
+	pinned        bool
 	// unattributed counts the owned sockets left out of full owner tables.
 	unattributed uint64
 }

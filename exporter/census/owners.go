@@ -5,21 +5,19 @@ import (
 	"slices"
 	"time"
 
+	attribution "github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
 )
 
-// Owner is who holds a socket: the systemd unit or container, and the
-// process name. The zero Owner is "no owner": the kernel keeps none for
-// TIME_WAIT and SYN_RECV sockets.
-type Owner struct {
-	Unit    string
-	Process string
-}
+// Owner is who holds a socket, as the owners package attributes it: the
+// census counts by the same type. The zero Owner is "no owner": the kernel
+// keeps none for TIME_WAIT and SYN_RECV sockets.
+type Owner = attribution.Owner
 
 // The owners the census reports for what it cannot attribute, and for the
 // owners past the top K of a destination or port.
 var (
-	UnknownOwner = Owner{Unit: "unknown", Process: "unknown"}
+	UnknownOwner = attribution.UnknownOwner
 	OtherOwner   = Owner{Unit: "other", Process: "other"}
 )
 
@@ -261,6 +259,9 @@ func (c *Census) fillPortOwners(top []PortCount) {
 	}, len(top))
 	for i := range top {
 		p := &top[i]
+		if id, ok := o.listeners[p.Port]; ok {
+			p.ListenerOwner = o.list[id]
+		}
 		counts := make([]OwnerCount, 0, len(groups[i])+1)
 		var live uint64
 		for _, r := range groups[i] {

@@ -1,6 +1,7 @@
 package census_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,4 +87,19 @@ func FuzzParseReservedPorts(f *testing.F) {
 			t.Fatalf("%d ports in a set of TCP ports", set.Len())
 		}
 	})
+}
+
+func TestPortSetRanges(t *testing.T) {
+	set, err := census.ParseReservedPorts("0,8080,9000-9010,9011,65535")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []census.PortRange{{0, 0}, {8080, 8080}, {9000, 9011}, {65535, 65535}}
+	if got := set.Ranges(); !slices.Equal(got, want) {
+		t.Errorf("Ranges() = %v, want %v", got, want)
+	}
+	var empty census.PortSet
+	if got := empty.Ranges(); len(got) != 0 {
+		t.Errorf("empty set: Ranges() = %v", got)
+	}
 }
