@@ -41,6 +41,7 @@ func run(args []string) int {
 	app.Version(version.Print(programName))
 	setManPage(app.Name, app.Help)
 	app.HelpFlag.Short('h')
+	app.UsageTemplate(usageTemplate)
 	app.UsageWriter(os.Stdout)
 	app.ErrorWriter(os.Stderr)
 	// kingpin calls Terminate after --help and --version; run returns

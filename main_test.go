@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -322,12 +323,21 @@ func TestIntegrationAdvise(t *testing.T) {
 	var stdout string
 	var code int
 	deadline := time.Now().Add(30 * time.Second)
+	var stderr string
 	for {
-		stdout, _, code = runBinary(t, "advise", "--url=http://"+addr, "--output=json", "--sysctl-file="+dropIn)
+		stdout, stderr, code = runBinary(t, "advise", "--url="+addr, "--output=json", "--sysctl-file="+dropIn)
 		if code == 1 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	if !strings.HasPrefix(stderr, "tcpadvisor: wrote ") || !strings.Contains(stderr, dropIn+" ") {
+		t.Errorf("advise --sysctl-file said %q, want what it wrote where", stderr)
+	}
+	// Without --url, advise asks the daemon on the default port, and says so.
+	if out, stderr, code := runBinary(t, "advise", "--output=json"); code != 1 || !strings.Contains(out, `"id": "pool"`) ||
+		stderr != "tcpadvisor: the advice of the daemon at http://127.0.0.1:10067 (--duration samples this host instead)\n" {
+		t.Errorf("advise without --url exited %d, stderr %q:\n%s\nwant 1, the daemon's pool advice, and where it came from", code, stderr, out)
 	}
 	if code != 1 || !strings.Contains(stdout, `"id": "pool"`) || !strings.Contains(stdout, `"destination_port": "6379"`) {
 		t.Fatalf("advise --url exited %d with:\n%s\nwant exit 1 and the pool advice toward port 6379", code, stdout)
@@ -359,6 +369,64 @@ func TestIntegrationAdviseQuietHost(t *testing.T) {
 	}
 }
 
+// TestIntegrationAdviseSamplesWithoutADaemon runs advise with neither
+// --url nor --duration where no daemon answers: it says so and samples this
+// host; interrupted, it reports what it sampled.
+func TestIntegrationAdviseSamplesWithoutADaemon(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	cmd := exec.Command(binary, "advise")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	if want := "tcpadvisor: no daemon answers at http://127.0.0.1:10067; sampling this host for 1m0s\n"; err != nil || line != want {
+		t.Fatalf("advise without a daemon said %q (%v), want %q", line, err, want)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(stdout.String(), "tcpadvisor: ") {
+		t.Errorf("advise interrupted: %v, stdout %q; want exit 0 and the advice so far", err, stdout.String())
+	}
+}
+
+// TestHelpShowsEachCommandsFlagsFirst checks that --help shows the
+// daemon's flags before the collectors', and each command's --help its own
+// flags first.
+func TestHelpShowsEachCommandsFlagsFirst(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		own  []string
+	}{
+		{[]string{"--help"}, []string{"--web.listen-address", "--web.config.file", "--web.telemetry-path", "--alertmanager.url", "--rules.evaluation-interval", "--rules.time-scale"}},
+		{[]string{"serve", "--help"}, []string{"--web.listen-address", "--alertmanager.url"}},
+		{[]string{"advise", "--help"}, []string{"--url", "--duration", "--sysctl-file", "--apply"}},
+		{[]string{"workload", "--help"}, []string{"--arms"}},
+	} {
+		stdout, _, code := runBinary(t, tt.args...)
+		shared := strings.Index(stdout, "--collector.timeout")
+		if code != 0 || shared < 0 || !strings.Contains(stdout, "--rules.file") {
+			t.Errorf("%v: exit %d; want the shared flags, --collector.timeout and --rules.file, in:\n%s", tt.args, code, stdout)
+			continue
+		}
+		for _, flag := range tt.own {
+			// A flag's line starts with it, or with --[no-] for a boolean.
+			at := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(flag) + `\b|^\s+--\[no-\]` + regexp.QuoteMeta(flag[2:]) + `\b`).FindStringIndex(stdout)
+			if at == nil || at[0] > shared {
+				t.Errorf("%v: %s is not among the first flags:\n%s", tt.args, flag, stdout)
+			}
+		}
+	}
+}
+
 func TestAdviseBadInput(t *testing.T) {
 	closed := netnstest.FreeAddress(t)
 	tests := []struct {
@@ -366,6 +434,8 @@ func TestAdviseBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"advise", "--url=http://" + closed}, "--url=http://" + closed + ": "},
+		{[]string{"advise", "--url=" + closed}, "--url=" + closed + ": "},
+		{[]string{"advise", "--url=ftp://host:21"}, `--url="ftp://host:21": want a daemon's address, such as 127.0.0.1:10067 or https://host:10067`},
 		{[]string{"advise", "--url=http://" + closed, "--output=yaml"}, `enum value must be one of text,json, got 'yaml'`},
 		{[]string{"advise", "--duration=0s"}, `--duration="0s": want a positive duration`},
 		{[]string{"advise", "--rules.file=/nonexistent.yml"}, `--rules.file="/nonexistent.yml": want a readable rule file`},
