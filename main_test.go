@@ -482,3 +482,25 @@ func TestManPage(t *testing.T) {
 		t.Errorf("groff -man -ww on the man page: %v\n%s", err, out)
 	}
 }
+
+// TestFlagsAreDocumented checks that docs/flags.md names every flag of
+// every command.
+func TestFlagsAreDocumented(t *testing.T) {
+	doc, err := os.ReadFile("docs/flags.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z0-9][a-z0-9.-]*)`)
+	for _, args := range [][]string{{"--help"}, {"advise", "--help"}, {"workload", "--help"}} {
+		stdout, _, _ := runBinary(t, args...)
+		for _, m := range flag.FindAllStringSubmatch(stdout, -1) {
+			name := m[1]
+			if name == "help" || name == "version" || name == "help-long" || name == "help-man" {
+				continue
+			}
+			if !strings.Contains(string(doc), "`--"+name) && !strings.Contains(string(doc), "`--[no-]"+name) {
+				t.Errorf("docs/flags.md does not document --%s (%v)", name, args)
+			}
+		}
+	}
+}
