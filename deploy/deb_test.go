@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,7 @@ var debFiles = map[string]fs.FileMode{
 	"/lib/systemd/system/tcpadvisor.socket":                    0o644,
 	"/etc/default/tcpadvisor":                                  0o644,
 	"/usr/share/doc/tcpadvisor/README.md":                      0o644,
-	"/usr/share/doc/tcpadvisor/advice.md":                      0o644,
+	"/usr/share/doc/tcpadvisor/LICENSE":                        0o644,
 	"/usr/share/doc/tcpadvisor/copyright":                      0o644,
 	"/usr/share/doc/tcpadvisor/changelog.gz":                   0o644,
 	"/usr/share/doc/tcpadvisor/CHANGELOG.md.gz":                0o644,
@@ -32,6 +33,23 @@ var debFiles = map[string]fs.FileMode{
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": 0o644,
 }
 
+// withDocs returns debFiles and debSources with the documents of docs/,
+// which the package installs under /usr/share/doc/tcpadvisor/docs/ as they
+// are, so that the README's links work.
+func withDocs(t *testing.T) (files map[string]fs.FileMode, sources map[string]string) {
+	t.Helper()
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	files, sources = maps.Clone(debFiles), maps.Clone(debSources)
+	for _, d := range docs {
+		path := "/usr/share/doc/tcpadvisor/docs/" + filepath.Base(d)
+		files[path], sources[path] = 0o644, d
+	}
+	return files, sources
+}
+
 // debSources are the repository's files that the package installs as they
 // are.
 var debSources = map[string]string{
@@ -41,6 +59,8 @@ var debSources = map[string]string{
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  "../rules/tcpadvisor.rules.yml",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       "../dashboards/tcpadvisor.json",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": netnsDropInFile,
+	"/usr/share/doc/tcpadvisor/README.md":                      "../README.md",
+	"/usr/share/doc/tcpadvisor/LICENSE":                        "../LICENSE",
 }
 
 // systemdState are where deb-systemd-helper keeps what it enabled and
@@ -118,6 +138,7 @@ func TestIntegrationDebianPackage(t *testing.T) {
 		dpkg(t, "--purge", "tcpadvisor")
 	}
 	before := named(t, append([]string{"/etc", "/usr", "/lib", "/var/lib"}, systemdState...)...)
+	debFiles, debSources := withDocs(t)
 
 	out, err := exec.Command("bash", "deb/build.sh", t.TempDir()).Output()
 	if err != nil {

@@ -64,7 +64,11 @@ ldflags="-s -w -X $stamp.Version=$upstream -X $stamp.BuildUser=deploy/deb/build.
 
 install -m 0644 "$repo/deploy/systemd/tcpadvisor.service" "$repo/deploy/systemd/tcpadvisor.socket" "$stage/lib/systemd/system/"
 install -m 0644 "$repo/deploy/systemd/tcpadvisor.default" "$stage/etc/default/tcpadvisor"
-install -m 0644 "$repo/README.md" "$repo/docs/advice.md" "$here/copyright" "$doc/"
+# The README and docs/, laid out as in the repository so that the README's
+# links work.
+install -m 0644 "$repo/README.md" "$repo/LICENSE" "$here/copyright" "$doc/"
+install -d "$doc/docs"
+install -m 0644 "$repo"/docs/*.md "$doc/docs/"
 # The package is native (its version has no Debian revision), so its
 # changelog.gz is a Debian changelog, which points to the project's.
 gzip -9n <"$repo/CHANGELOG.md" >"$doc/CHANGELOG.md.gz"
