@@ -504,3 +504,36 @@ func TestFlagsAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationApplySaysItLastsUntilReboot asks a daemon for advice that
+// justifies a sysctl (a fixture report, served on loopback) with --apply,
+// in a network namespace of its own, whose tcp_tw_reuse is the test's:
+// advise writes it, prints it before and after, and says on stderr that the
+// change lasts until the next reboot and how to keep it.
+func TestIntegrationApplySaysItLastsUntilReboot(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	netnstest.Sysctl(t, "net.ipv4.tcp_tw_reuse", "0")
+	report := `{"generated_at": "2026-12-02T12:00:00Z", "advice": [{"id": "port-pressure", "alert": "TcpadvisorEphemeralPortPressure",
+		"severity": "critical", "state": "firing", "since": "2026-12-02T11:50:00Z", "target": {"destination_address": "127.0.0.1"},
+		"sysctls": [{"name": "net.ipv4.tcp_tw_reuse", "value": "1", "current": "0", "reason": "relief"}]}], "pending": []}`
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, report)
+	})}
+	go server.Serve(listener)
+	defer server.Close()
+
+	stdout, stderr, code := runBinary(t, "advise", "--url="+listener.Addr().String(), "--apply")
+	if code != 1 || !strings.Contains(stdout, "net.ipv4.tcp_tw_reuse: 0 -> 1") {
+		t.Fatalf("advise --apply exited %d with:\n%s\nstderr %q; want 1 and the sysctl before and after", code, stdout, stderr)
+	}
+	if want := "tcpadvisor: these changes last until the next reboot; to keep them: tcpadvisor advise --sysctl-file /etc/sysctl.d/90-tcpadvisor.conf, then sysctl --system\n"; stderr != want {
+		t.Errorf("advise --apply said %q on stderr, want %q", stderr, want)
+	}
+}
