@@ -265,7 +265,7 @@ func Markdown(w io.Writer, r Report) error {
 	for _, a := range r.Arms {
 		cells := a.row()
 		for i, c := range cells {
-			cells[i] = strings.ReplaceAll(c, "|", `\|`)
+			cells[i] = strings.ReplaceAll(term.Printable(c), "|", `\|`)
 		}
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
 	}

@@ -368,6 +368,13 @@ func TestTextFitsTheTerminal(t *testing.T) {
 			t.Errorf("%d columns: the destination's escape is not quoted:\n%q", width, out)
 		}
 	}
+	var md bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), `10.0.0.5\x1b[2J:6379`) || strings.Contains(md.String(), "\x1b") {
+		t.Errorf("Markdown: the destination's escape is not quoted:\n%q", md.String())
+	}
 }
 
 func TestThousands(t *testing.T) {
