@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
+	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
@@ -64,17 +65,6 @@ var requiredMetrics = []string{
 	"tcpadvisor_owner_attribution_missing",
 	"tcpadvisor_netns_collector_success",
 	"tcpadvisor_advice_active",
-}
-
-// daemonMetrics are what the daemon's advisor exports beside the
-// exporter's metrics, and so are in neither the golden exposition nor the
-// fixtures' samples: tcpadvisor_advice_active{advice,alertname,severity,
-// state,...} is 1 per advice the daemon gives (the advisor issue's metric,
-// added in package advisor). The queries that read them are parsed and
-// checked for their names and variables; their data is the advisor's tests'
-// to check.
-var daemonMetrics = map[string]bool{
-	"tcpadvisor_advice_active": true,
 }
 
 // dashboard is the part of the dashboard model the tests read; the rest is
@@ -353,16 +343,17 @@ func goldenMetrics(t *testing.T) map[string]bool {
 }
 
 // TestDashboardMetricsAreExported parses every query with the PromQL parser
-// and checks that each metric it reads is exported by tcpadvisor or is
-// the daemon's (daemonMetrics), and that the dashboard shows what it must. What
-// tcpadvisor exports is the golden exposition, which has every family of
-// the default flags, and the exposition of the fixture host with
-// --collector.netns and the owners' status (netnsFamilies), which the
-// exporter's own collectors make: neither is a list kept by hand.
+// and checks that each metric it reads is exported by tcpadvisor, and that
+// the dashboard shows what it must. What tcpadvisor exports is the golden
+// exposition, which has every family of the default flags, the exposition
+// of the fixture host with --collector.netns and the owners' status
+// (netnsFamilies), which the exporter's own collectors make, and the
+// daemon's advice on that host (withAdvice), which the advisor makes:
+// none is a list kept by hand.
 func TestDashboardMetricsAreExported(t *testing.T) {
 	d, _ := readDashboard(t)
 	exported := goldenMetrics(t)
-	for _, f := range netnsFamilies(t) {
+	for _, f := range withAdvice(t, netnsFamilies(t)) {
 		exported[f.GetName()] = true
 	}
 	used := map[string]bool{}
@@ -377,7 +368,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		}
 		for _, n := range names {
 			used[n] = true
-			if !exported[n] && !daemonMetrics[n] {
+			if !exported[n] {
 				t.Errorf("%s: %s is not a metric of tcpadvisor (%s)", q.where, n, goldenFile)
 			}
 		}
@@ -513,6 +504,24 @@ func sampledEngine(t *testing.T, families []*dto.MetricFamily) *engine.Engine {
 	return e
 }
 
+// adviceMetric is the daemon's advice, which its advisor exports beside the
+// exporter's metrics.
+const adviceMetric = "tcpadvisor_advice_active"
+
+// withAdvice returns families with the daemon's advice on them: the
+// advisor's tcpadvisor_advice_active, as the daemon serves it, of the
+// project's rules sampled over families.
+func withAdvice(t *testing.T, families []*dto.MetricFamily) []*dto.MetricFamily {
+	t.Helper()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(advisor.NewCollector(advisor.New(sampledEngine(t, families), nil)))
+	advice, err := registry.Gather()
+	if err != nil || len(advice) != 1 || advice[0].GetName() != adviceMetric {
+		t.Fatalf("the advisor exports %v (%v), want %s", advice, err, adviceMetric)
+	}
+	return append(slices.Clone(families), advice...)
+}
+
 // TestDashboardQueriesHaveData runs every query over the netns fixture, and
 // every query of the families of the golden exposition (no netns label)
 // over it too, sampled by the advisor's engine: every panel has data with
@@ -523,8 +532,8 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 	d, _ := readDashboard(t)
 	golden := goldenMetrics(t)
 	for name, families := range map[string][]*dto.MetricFamily{
-		"the fixture host":                        goldenFamilies(t),
-		"the fixture host with --collector.netns": netnsFamilies(t),
+		"the fixture host":                        withAdvice(t, goldenFamilies(t)),
+		"the fixture host with --collector.netns": withAdvice(t, netnsFamilies(t)),
 	} {
 		e := sampledEngine(t, families)
 		for _, q := range queries(t, d) {
@@ -533,11 +542,7 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if slices.ContainsFunc(names, func(n string) bool { return daemonMetrics[n] }) {
-				t.Logf("%s: %q reads the daemon's own metrics, which the fixtures do not have", q.where, expr)
-				continue
-			}
-			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] }) {
+			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] && n != adviceMetric }) {
 				continue
 			}
 			samples, err := e.Query(context.Background(), expr)
@@ -557,7 +562,7 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 // (the collectors' and owners' status) find data whatever is selected.
 // Which families are per namespace is what the exporter labels netns.
 func TestDashboardFollowsNetns(t *testing.T) {
-	families := netnsFamilies(t)
+	families := withAdvice(t, netnsFamilies(t))
 	perNamespace := map[string]bool{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
@@ -581,12 +586,6 @@ func TestDashboardFollowsNetns(t *testing.T) {
 		names, err := engine.MetricNames(grafanaVariables.Replace(q.expr))
 		if err != nil {
 			t.Fatal(err)
-		}
-		if slices.ContainsFunc(names, func(n string) bool { return daemonMetrics[n] }) {
-			if !strings.Contains(q.expr, `netns=~"$netns"`) {
-				t.Errorf("%s: %q: the daemon's advice carries netns, yet the query ignores $netns", q.where, q.expr)
-			}
-			continue
 		}
 		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] })
 		for _, selected := range []string{"app-ns", "no-such-netns"} {
