@@ -37,7 +37,7 @@ func main() {
 
 // run parses args and runs the chosen subcommand; it returns the exit code.
 func run(args []string) int {
-	app := kingpin.New(programName, "Exports TCP socket states and ephemeral-port pressure, per destination, as Prometheus metrics.")
+	app := kingpin.New(programName, "Exports the TCP socket states and ephemeral-port pressure of this host as Prometheus metrics, and tells what to change: a pool, upstream keepalive, a sysctl.")
 	app.Version(version.Print(programName))
 	setManPage(app.Name, app.Help)
 	app.HelpFlag.Short('h')

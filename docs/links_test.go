@@ -127,3 +127,35 @@ func forLines(t *testing.T, path string, fn func(n int, line string)) {
 		t.Fatal(err)
 	}
 }
+
+// TestREADMEFirstScreen checks what a new user reads first: within 60
+// lines, the commands that run and test tcpadvisor and an advice as advise
+// prints it; nowhere a sudo (not every machine has it: "as root" says what
+// is needed) or an unquoted URL with a query, which zsh would glob.
+func TestREADMEFirstScreen(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := strings.Join(strings.SplitN(string(readme), "\n", 61)[:60], "\n")
+	for _, want := range []string{"go run . serve", "go run . advise", "./test.sh", "as root", "apt-get", "[warning] pool: ", "  What to do:", "  Fix: "} {
+		if !strings.Contains(first, want) {
+			t.Errorf("the README's first 60 lines lack %q", want)
+		}
+	}
+	unquoted := regexp.MustCompile(`(curl|advise|GET)[^'"\n]*\s[a-z0-9.:/]*\?[a-z]+=`)
+	docs, _ := filepath.Glob("*.md")
+	for _, d := range append([]string{"../README.md"}, docs...) {
+		if d == "advice.md" {
+			continue // the advisor's reference, checked with the rules
+		}
+		forLines(t, strings.TrimPrefix(filepath.Join("docs", d), "docs/../"), func(n int, line string) {
+			if regexp.MustCompile(`\bsudo`).MatchString(line) {
+				t.Errorf("%s:%d: sudo: say \"as root\" instead:\n%s", d, n, line)
+			}
+			if unquoted.MatchString(line) {
+				t.Errorf("%s:%d: quote the URL:\n%s", d, n, line)
+			}
+		})
+	}
+}
