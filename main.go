@@ -53,6 +53,7 @@ func run(args []string) int {
 	serve := addServeCommand(app)
 	advise := addAdviseCommand(app)
 	workloadCmd := addWorkloadCommand(app)
+	fleetCmd := addFleetCommand(app)
 	versionCmd := app.Command("version", "Print the version and build information.")
 
 	command, err := app.Parse(args)
@@ -61,7 +62,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		if arg, ok := strings.CutPrefix(err.Error(), "unexpected "); ok {
-			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise, workload and version, try --help\n", programName, arg)
+			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise, fleet, workload and version, try --help\n", programName, arg)
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s, try --help\n", programName, oneLine(err))
 		}
@@ -74,6 +75,13 @@ func run(args []string) int {
 	logger := promslog.New(logConfig)
 	if command == advise.cmd.FullCommand() {
 		return advise.run(collectorFlags.options(), *ruleFiles, logger)
+	}
+	if command == fleetCmd.cmd.FullCommand() {
+		if err := fleetCmd.run(logger); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
+			return 2
+		}
+		return 0
 	}
 	if command == workloadCmd.cmd.FullCommand() {
 		return workloadCmd.run(args, collectorFlags.options(), *ruleFiles, logger)

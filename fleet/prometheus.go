@@ -204,3 +204,9 @@ func labelMap(m model.Metric) map[string]string {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// fresh returns a client of the same server with its counts at zero, for
+// one report.
+func (c *Client) fresh() *Client {
+	return &Client{api: c.api, url: c.url, match: c.match, limit: c.limit}
+}
