@@ -230,6 +230,7 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	}
 
 	text, _, code := advise(t, h.mon)
+	t.Logf("advise --prometheus.url:\n%s", text)
 	if code != 1 || !strings.Contains(text, "pool: 1 host(s)\n  [warning] "+want+", pressure ") {
 		t.Errorf("text view (exit %d) lacks the one joined line %q:\n%s", code, want, text)
 	}
