@@ -20,6 +20,9 @@ func ParseSelector(s string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(matchers) == 0 {
+		return "", fmt.Errorf("selector %s matches every series; leave it out, or name labels such as {job=\"tcpadvisor\"}", s)
+	}
 	for _, m := range matchers {
 		if m.Name == model.MetricNameLabel {
 			return "", fmt.Errorf("selector %s names a metric; want label matchers only, such as {job=\"tcpadvisor\"}", s)
