@@ -143,24 +143,27 @@ func newSource(c *Client, alerts []engine.Alert, logger *slog.Logger) *source {
 // Query answers expr from the widened query's answer, asking the server
 // the first time only.
 func (s *source) Query(ctx context.Context, expr string) ([]engine.Sample, error) {
-	wide, want, ok, err := engine.Widen(expr, s.widen)
+	wide, ok, err := engine.Widen(expr, s.widen)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	got, seen := s.cache[wide]
+	got, seen := s.cache[wide.Expr]
+	if !seen && !ok {
+		s.logger.Debug("query asked for one target", "query", expr)
+	}
 	if !seen {
-		got.samples, got.err = s.client.query(ctx, wide)
-		s.cache[wide] = got
+		got.samples, got.err = s.client.query(ctx, wide.Expr)
+		s.cache[wide.Expr] = got
 	}
 	if got.err != nil || !ok {
 		return got.samples, got.err
 	}
 	var out []engine.Sample
 	for _, sample := range got.samples {
-		if matches(sample.Labels, want) {
-			out = append(out, sample)
+		if matches(sample.Labels, wide.Want) {
+			out = append(out, engine.Sample{Labels: withoutLabel(sample.Labels, wide.Added...), Value: sample.Value})
 		}
 	}
 	return out, nil

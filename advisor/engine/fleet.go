@@ -57,28 +57,43 @@ func WithSelector(expr, selector string) (string, error) {
 // per target.
 var unwidenable = []string{"absent", "absent_over_time", "scalar", "vector", "label_replace", "label_join", "sort_by_label", "sort_by_label_desc", "info"}
 
+// Widened is a query about one target rewritten about many.
+type Widened struct {
+	// Expr is the query about every target.
+	Expr string
+	// Want holds the equality matchers taken out of the query: the
+	// samples of Expr's answer with these labels are the answer of the
+	// query about the one target.
+	Want map[string]string
+	// Added are the labels that the query's aggregations now keep and
+	// that its answer about one target did not have: take them off the
+	// samples.
+	Added []string
+}
+
 // Widen rewrites expr, a query about one target whose series selectors all
-// carry the same equality matchers on the labels of values (instance="a"),
-// into one query about every target of values (instance=~"a|b|c"), so that
-// the queries of many targets are asked once. want holds the equality
-// matchers taken out: the widened result's samples with those labels are
-// expr's. ok is false, and expr must be asked as it is, when the rewrite
-// would change its result: an aggregation, a function that drops or makes
-// labels, a vector match on() that leaves out a widened label, a selector
-// without the matcher.
-func Widen(expr string, values map[string][]string) (widened string, want map[string]string, ok bool, err error) {
+// carry the same equality matchers on labels of values (instance="a"), into
+// one query about every target of values (instance=~"a|b|c"), so that the
+// queries of many targets are asked once: aggregations keep the widened
+// labels (sum(x) becomes sum by (instance) (x), topk(3, x) topk by
+// (instance) (3, x)). ok is false, and expr must be asked as it is, when
+// the rewrite would change its answer: a function that drops or makes
+// labels, an aggregation or vector match that leaves out a widened label,
+// a selector without the matchers.
+func Widen(expr string, values map[string][]string) (w Widened, ok bool, err error) {
 	e, err := newParser().ParseExpr(expr)
 	if err != nil {
-		return "", nil, false, err
+		return Widened{}, false, err
 	}
-	want = map[string]string{}
+	kept := Widened{Expr: expr}
 	widenable := true
 	var selectors []*parser.VectorSelector
 	var matchings []*parser.VectorMatching
+	var aggregations []*parser.AggregateExpr
 	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
 		switch n := node.(type) {
 		case *parser.AggregateExpr:
-			widenable = false
+			aggregations = append(aggregations, n)
 		case *parser.Call:
 			if slices.Contains(unwidenable, n.Func.Name) {
 				widenable = false
@@ -92,11 +107,12 @@ func Widen(expr string, values map[string][]string) (widened string, want map[st
 		}
 		return nil
 	})
-	if !widenable {
-		return expr, nil, false, nil
+	if !widenable || len(selectors) == 0 {
+		return kept, false, nil
 	}
 	// Every selector must name the same targets: equality matchers on the
 	// same widened labels, with the same values.
+	want := map[string]string{}
 	var names []string
 	for i, vs := range selectors {
 		var these []string
@@ -105,26 +121,40 @@ func Widen(expr string, values map[string][]string) (widened string, want map[st
 				continue
 			}
 			if prev, seen := want[m.Name]; seen && prev != m.Value {
-				return expr, nil, false, nil
+				return kept, false, nil
 			}
 			want[m.Name] = m.Value
 			these = append(these, m.Name)
 		}
 		slices.Sort(these)
 		if i > 0 && !slices.Equal(these, names) {
-			return expr, nil, false, nil
+			return kept, false, nil
 		}
 		names = these
 	}
-	if len(selectors) == 0 || len(want) == 0 {
-		return expr, nil, false, nil
+	if len(names) == 0 {
+		return kept, false, nil
 	}
 	// The widened query must still match series of one target with each
-	// other only.
+	// other only, and aggregate them per target.
 	for _, m := range matchings {
 		for _, name := range names {
 			if m.On != slices.Contains(m.MatchingLabels, name) {
-				return expr, nil, false, nil
+				return kept, false, nil
+			}
+		}
+	}
+	var added []string
+	for _, a := range aggregations {
+		for _, name := range names {
+			switch {
+			case a.Without && slices.Contains(a.Grouping, name):
+				return kept, false, nil
+			case !a.Without && !slices.Contains(a.Grouping, name):
+				a.Grouping = append(a.Grouping, name)
+				if !slices.Contains(added, name) {
+					added = append(added, name)
+				}
 			}
 		}
 	}
@@ -141,12 +171,13 @@ func Widen(expr string, values map[string][]string) (widened string, want map[st
 			slices.Sort(quoted)
 			wide, err := labels.NewMatcher(labels.MatchRegexp, m.Name, strings.Join(slices.Compact(quoted), "|"))
 			if err != nil {
-				return "", nil, false, err
+				return Widened{}, false, err
 			}
 			vs.LabelMatchers[i] = wide
 		}
 	}
-	return e.String(), want, true, nil
+	slices.Sort(added)
+	return Widened{Expr: e.String(), Want: want, Added: added}, true, nil
 }
 
 func joinMatchers(ms []*labels.Matcher) string {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -47,8 +48,11 @@ func TestWiden(t *testing.T) {
 		{"rate", `rate(m{instance="a:1"}[5m])`, `rate(m{instance=~"a:1|b:1|h\\.1"}[5m])`, map[string]string{"instance": "a:1"}},
 		{"ratio", `m{instance="a:1"} / n{instance="a:1"} > 0`, `m{instance=~"a:1|b:1|h\\.1"} / n{instance=~"a:1|b:1|h\\.1"} > 0`, map[string]string{"instance": "a:1"}},
 		{"absent label", `m{instance="a:1",netns=""}`, `m{instance=~"a:1|b:1|h\\.1",netns=~""}`, map[string]string{"instance": "a:1", "netns": ""}},
-		{"aggregation", `sum(m{instance="a:1"})`, "", nil},
-		{"topk", `sort_desc(topk(3, m{instance="a:1"}))`, "", nil},
+		{"aggregation", `sum(m{instance="a:1"})`, `sum by (instance) (m{instance=~"a:1|b:1|h\\.1"})`, map[string]string{"instance": "a:1"}},
+		{"aggregation by", `sum by (port) (m{instance="a:1"})`, `sum by (port, instance) (m{instance=~"a:1|b:1|h\\.1"})`, map[string]string{"instance": "a:1"}},
+		{"aggregation without", `sum without (state) (m{instance="a:1"})`, `sum without (state) (m{instance=~"a:1|b:1|h\\.1"})`, map[string]string{"instance": "a:1"}},
+		{"aggregation without instance", `sum without (instance) (m{instance="a:1"})`, "", nil},
+		{"topk", `sort_desc(topk(3, m{instance="a:1"}))`, `sort_desc(topk by (instance) (3, m{instance=~"a:1|b:1|h\\.1"}))`, map[string]string{"instance": "a:1"}},
 		{"scalar", `scalar(m{instance="a:1"})`, "", nil},
 		{"on without instance", `m{instance="a:1"} / on(port) n{instance="a:1"}`, "", nil},
 		{"on with instance", `m{instance="a:1"} / on(instance, port) n{instance="a:1"}`, `m{instance=~"a:1|b:1|h\\.1"} / on (instance, port) n{instance=~"a:1|b:1|h\\.1"}`, map[string]string{"instance": "a:1"}},
@@ -59,7 +63,8 @@ func TestWiden(t *testing.T) {
 		{"regex kept", `m{instance=~"a.*"}`, "", nil},
 	}
 	for _, c := range cases {
-		got, want, ok, err := Widen(c.expr, values)
+		w, ok, err := Widen(c.expr, values)
+		got, want := w.Expr, w.Want
 		if err != nil {
 			t.Errorf("%s: Widen(%s): %v", c.name, c.expr, err)
 			continue
@@ -74,7 +79,10 @@ func TestWiden(t *testing.T) {
 			t.Errorf("%s: Widen(%s) = %q, %v, %v; want %q, %v", c.name, c.expr, got, want, ok, c.want, c.wantLabels)
 		}
 	}
-	if _, _, _, err := Widen(`m{`, values); err == nil {
+	if w, _, _ := Widen(`sum(m{instance="a:1"})`, values); !slices.Equal(w.Added, []string{"instance"}) {
+		t.Errorf("Widen(sum(...)).Added = %v, want [instance]", w.Added)
+	}
+	if _, _, err := Widen(`m{`, values); err == nil {
 		t.Error("Widen of a bad expression: no error")
 	}
 }
