@@ -196,7 +196,10 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &report); err != nil {
 			t.Fatalf("advise -o json: %v\n%s", err, stdout)
 		}
-		if code == 1 && len(report.Advice) > 0 && report.Advice[0].Server != nil && report.Advice[0].Server.Owner != nil && report.Advice[0].Owner != nil {
+		// The exporter names a socket's process once its scan of /proc
+		// has reached the process: wait for both ends' names.
+		if code == 1 && len(report.Advice) > 0 && report.Advice[0].Server != nil && report.Advice[0].Server.Owner != nil &&
+			report.Advice[0].Owner != nil && report.Advice[0].Owner.Process != "unknown" && report.Advice[0].Server.Owner.Process != "unknown" {
 			if !strings.Contains(stderr, "series in") {
 				t.Errorf("advise does not say what it read: stderr %q", stderr)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
@@ -63,7 +64,9 @@ type Advice struct {
 type Endpoint struct {
 	Instance string `json:"instance"`
 	Job      string `json:"job"`
-	Port     string `json:"port"`
+	// Netns is the server's network namespace, with --collector.netns.
+	Netns string `json:"netns,omitempty"`
+	Port  string `json:"port"`
 	// Owner is the listening process, by the sockets of the port.
 	Owner *advisor.Owner `json:"owner,omitempty"`
 	// Advice is the server host's own advice about the port, folded into
@@ -216,75 +219,109 @@ func sameDestination(labels, target map[string]string) bool {
 // join finds, for every advice about a destination on another host, the
 // scraped host that listens there, and makes the two views one advice.
 //
-// The server host is the one whose exporter saw the client's source
-// address among the busiest peers of the destination port
-// (tcpadvisor_inbound_peer_sockets) in the last JoinWindow; when several
-// did, the one whose instance is the destination address. Its listening
-// process is the busiest owner of the port's sockets in that window
-// (tcpadvisor_inbound_owner_sockets). An advice of the server host about
-// that port (the server's view of the same churn) is folded in.
+// The server is the host (instance and netns) whose exporter has the
+// destination address among its interfaces' (tcpadvisor_local_address_info)
+// and listens on the destination port (tcpadvisor_listen_queue_limit). Where
+// no host has the address (its exporter predates the metric, or the
+// client dials a NAT or service address), or several do, the server is
+// the one that saw the client's source address among the busiest peers of
+// the port (tcpadvisor_inbound_peer_sockets) in the last JoinWindow. The
+// listening process is the busiest owner of the port's sockets in that
+// window (tcpadvisor_inbound_owner_sockets). An advice of the server host
+// about that port (the server's view of the same churn) is folded in.
 func join(ctx context.Context, c *Client, all []Advice) ([]Advice, error) {
-	var sources, ports []string
+	var sources, destinations, ports []string
 	for _, a := range all {
 		if remoteDestination(a) {
 			sources = append(sources, a.Target["source_address"])
+			destinations = append(destinations, a.Target["destination_address"])
 			ports = append(ports, a.Target["destination_port"])
 		}
 	}
 	if len(sources) == 0 {
 		return all, nil
 	}
+	ask := func(format string, args ...any) ([]engine.Sample, error) {
+		expr, err := c.bounded(fmt.Sprintf(format, args...))
+		if err != nil {
+			return nil, err
+		}
+		return c.query(ctx, expr)
+	}
 	window := promDuration(JoinWindow)
-	peersExpr, err := c.bounded(fmt.Sprintf(`max_over_time(tcpadvisor_inbound_peer_sockets{peer_address=~%q,port=~%q}[%s])`, regexOf(sources), regexOf(ports), window))
+	// The hosts that have the addresses, then those of them that listen
+	// on the ports.
+	addresses, err := ask(`tcpadvisor_local_address_info{address=~%q}`, regexOf(destinations))
 	if err != nil {
 		return nil, err
 	}
-	peers, err := c.query(ctx, peersExpr)
-	if err != nil {
-		return nil, err
+	var listening []engine.Sample
+	if len(addresses) > 0 {
+		var hosts []string
+		for _, s := range addresses {
+			hosts = append(hosts, s.Labels["instance"])
+		}
+		listens, err := ask(`tcpadvisor_listen_queue_limit{instance=~%q,port=~%q}`, regexOf(hosts), regexOf(ports))
+		if err != nil {
+			return nil, err
+		}
+		for _, addr := range addresses {
+			for _, l := range listens {
+				if l.Labels["instance"] == addr.Labels["instance"] && l.Labels["job"] == addr.Labels["job"] && l.Labels["netns"] == addr.Labels["netns"] {
+					labels := maps.Clone(l.Labels)
+					labels["address"] = addr.Labels["address"]
+					listening = append(listening, engine.Sample{Labels: labels, Value: 1})
+				}
+			}
+		}
 	}
+	var peers []engine.Sample
+	peersAsked := false
 	servers := map[int]engine.Sample{}
-	var serverInstances []string
 	for i, a := range all {
 		if !remoteDestination(a) {
 			continue
 		}
 		var candidates []engine.Sample
-		for _, p := range peers {
-			if p.Labels["instance"] != a.Instance && p.Labels["peer_address"] == a.Target["source_address"] && p.Labels["port"] == a.Target["destination_port"] {
-				candidates = append(candidates, p)
+		for _, l := range listening {
+			if l.Labels["address"] == a.Target["destination_address"] && l.Labels["port"] == a.Target["destination_port"] {
+				candidates = append(candidates, l)
 			}
 		}
-		if len(candidates) > 1 {
-			// Several scraped hosts serve this client on this port:
-			// the one the client dials is the one named by its address.
-			candidates = slices.DeleteFunc(candidates, func(p engine.Sample) bool {
-				return hostOf(p.Labels["instance"]) != a.Target["destination_address"]
-			})
+		if slices.ContainsFunc(candidates, func(l engine.Sample) bool { return sameHost(l.Labels, a) }) {
+			continue // the destination is on the client's own host
+		}
+		if len(candidates) != 1 {
+			if !peersAsked {
+				peersAsked = true
+				if peers, err = ask(`max_over_time(tcpadvisor_inbound_peer_sockets{peer_address=~%q,port=~%q}[%s])`, regexOf(sources), regexOf(ports), window); err != nil {
+					return nil, err
+				}
+			}
+			candidates = sawPeer(candidates, peers, a)
 		}
 		if len(candidates) == 1 {
 			servers[i] = candidates[0]
-			serverInstances = append(serverInstances, candidates[0].Labels["instance"])
 		}
 	}
 	if len(servers) == 0 {
 		return all, nil
 	}
-	ownersExpr, err := c.bounded(fmt.Sprintf(`max_over_time(tcpadvisor_inbound_owner_sockets{instance=~%q,port=~%q}[%s])`, regexOf(serverInstances), regexOf(ports), window))
-	if err != nil {
-		return nil, err
+	var serverInstances []string
+	for _, s := range servers {
+		serverInstances = append(serverInstances, s.Labels["instance"])
 	}
-	owners, err := c.query(ctx, ownersExpr)
+	owners, err := ask(`max_over_time(tcpadvisor_inbound_owner_sockets{instance=~%q,port=~%q}[%s])`, regexOf(serverInstances), regexOf(ports), window)
 	if err != nil {
 		return nil, err
 	}
 	folded := map[int]bool{}
-	for i, peer := range servers {
+	for i, server := range servers {
 		a := &all[i]
-		end := &Endpoint{Instance: peer.Labels["instance"], Job: peer.Labels["job"], Port: a.Target["destination_port"]}
-		end.Owner = busiestOwner(owners, end.Instance, end.Port)
+		end := &Endpoint{Instance: server.Labels["instance"], Job: server.Labels["job"], Netns: server.Labels["netns"], Port: a.Target["destination_port"]}
+		end.Owner = busiestOwner(owners, end)
 		for j, b := range all {
-			if b.Instance == end.Instance && b.Target["port"] == end.Port && !folded[j] {
+			if b.Instance == end.Instance && b.Job == end.Job && b.Target["netns"] == end.Netns && b.Target["port"] == end.Port && !folded[j] {
 				folded[j] = true
 				serverAdvice := b.Advice
 				end.Advice = &serverAdvice
@@ -309,6 +346,29 @@ func join(ctx context.Context, c *Client, all []Advice) ([]Advice, error) {
 	return kept, nil
 }
 
+// sameHost reports whether the series is of the advice's own host.
+func sameHost(labels map[string]string, a Advice) bool {
+	return labels["instance"] == a.Instance && labels["job"] == a.Job && labels["netns"] == a.Target["netns"]
+}
+
+// sawPeer returns the hosts, among candidates when there are any, else
+// among all, that saw the advice's source address on its destination port:
+// the server's own view of the client.
+func sawPeer(candidates, peers []engine.Sample, a Advice) []engine.Sample {
+	var out []engine.Sample
+	for _, p := range peers {
+		if sameHost(p.Labels, a) || p.Labels["peer_address"] != a.Target["source_address"] || p.Labels["port"] != a.Target["destination_port"] {
+			continue
+		}
+		if len(candidates) == 0 || slices.ContainsFunc(candidates, func(c engine.Sample) bool {
+			return c.Labels["instance"] == p.Labels["instance"] && c.Labels["job"] == p.Labels["job"] && c.Labels["netns"] == p.Labels["netns"]
+		}) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // remoteDestination reports whether the advice is about a destination
 // that can be another host: not loopback, not the sum of the rest.
 func remoteDestination(a Advice) bool {
@@ -317,13 +377,14 @@ func remoteDestination(a Advice) bool {
 	return err == nil && !addr.IsLoopback() && !addr.IsUnspecified() && a.Target["source_address"] != ""
 }
 
-// busiestOwner returns the owner with the most sockets on the port of the
-// instance, other than "unknown" and "other", or nil.
-func busiestOwner(samples []engine.Sample, instance, port string) *advisor.Owner {
+// busiestOwner returns the owner with the most sockets on the endpoint's
+// port, other than "unknown" and "other", or nil.
+func busiestOwner(samples []engine.Sample, end *Endpoint) *advisor.Owner {
 	var best *advisor.Owner
 	for _, s := range samples {
 		unit, process := s.Labels["owner"], s.Labels["process"]
-		if s.Labels["instance"] != instance || s.Labels["port"] != port || unit == "unknown" || unit == "other" || s.Value == 0 {
+		if s.Labels["instance"] != end.Instance || s.Labels["job"] != end.Job || s.Labels["netns"] != end.Netns || s.Labels["port"] != end.Port ||
+			unit == "unknown" || unit == "other" || s.Value == 0 {
 			continue
 		}
 		if best == nil || s.Value > best.Sockets || s.Value == best.Sockets && unit < best.Unit {
