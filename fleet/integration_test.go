@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,6 +233,29 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 		t.Errorf("target %v pressure %v, want %s -> %s:6379 with some pressure", a.Target, a.Pressure, addr(appRedis), addr(redisApp))
 	}
 
+	// The join was by address: redis-1's exporter lists the addresses of
+	// its own namespace, and no other.
+	mon := httpClientIn(t, h.mon)
+	status, body := get(t, mon, "http://"+prometheus+`/api/v1/query?query=tcpadvisor_local_address_info{instance="redis-1"}`)
+	var answer struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &answer); status != 200 || err != nil {
+		t.Fatalf("query the addresses: %d %v %s", status, err, body)
+	}
+	var addresses []string
+	for _, r := range answer.Data.Result {
+		addresses = append(addresses, r.Metric["address"])
+	}
+	slices.Sort(addresses)
+	if want := []string{addr(redisApp), addr(redisMon)}; !slices.Equal(addresses, want) {
+		t.Errorf("redis-1's local addresses %v, want %v", addresses, want)
+	}
+
 	text, _, code := advise(t, h.mon)
 	t.Logf("advise --prometheus.url:\n%s", text)
 	if code != 1 || !strings.Contains(text, "pool: 1 host(s)\n  [warning] "+want+", pressure ") {
@@ -240,9 +264,8 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 
 	// The fleet page, in mon, serves the same advice.
 	page := start(t, "tcpadvisor fleet", inNetns(h.mon, binary, "fleet", "--prometheus.url=http://"+prometheus, "--web.listen-address="+fleetPage))
-	mon := httpClientIn(t, h.mon)
 	page.waitReady(t, mon, "http://"+fleetPage+"/")
-	status, body := get(t, mon, "http://"+fleetPage+"/advice?format=json")
+	status, body = get(t, mon, "http://"+fleetPage+"/advice?format=json")
 	var served Report
 	if err := json.Unmarshal([]byte(body), &served); status != 200 || err != nil {
 		t.Fatalf("fleet page: %d %v\n%s", status, err, body)

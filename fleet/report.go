@@ -275,8 +275,37 @@ func join(ctx context.Context, c *Client, all []Advice) ([]Advice, error) {
 			}
 		}
 	}
+	// The peers are asked once, and only if an advice needs them.
 	var peers []engine.Sample
+	var peersErr error
 	peersAsked := false
+	servers, err := findServers(all, listening, func() ([]engine.Sample, error) {
+		if !peersAsked {
+			peersAsked = true
+			peers, peersErr = ask(`max_over_time(tcpadvisor_inbound_peer_sockets{peer_address=~%q,port=~%q}[%s])`, regexOf(sources), regexOf(ports), window)
+		}
+		return peers, peersErr
+	})
+	if err != nil || len(servers) == 0 {
+		return all, err
+	}
+	var serverInstances []string
+	for _, s := range servers {
+		serverInstances = append(serverInstances, s.Labels["instance"])
+	}
+	owners, err := ask(`max_over_time(tcpadvisor_inbound_owner_sockets{instance=~%q,port=~%q}[%s])`, regexOf(serverInstances), regexOf(ports), window)
+	if err != nil {
+		return nil, err
+	}
+	return fold(all, servers, owners), nil
+}
+
+// findServers returns, by the index of the advice in all, the server end
+// of each advice about a remote destination that has exactly one: the host
+// of listening (series with the address and the port it listens on) that
+// has the destination, else, when none or several do, the one of those (or
+// of all) whose busiest peers, from peers, hold the client's address.
+func findServers(all []Advice, listening []engine.Sample, peers func() ([]engine.Sample, error)) (map[int]engine.Sample, error) {
 	servers := map[int]engine.Sample{}
 	for i, a := range all {
 		if !remoteDestination(a) {
@@ -292,31 +321,26 @@ func join(ctx context.Context, c *Client, all []Advice) ([]Advice, error) {
 			continue // the destination is on the client's own host
 		}
 		if len(candidates) != 1 {
-			if !peersAsked {
-				peersAsked = true
-				if peers, err = ask(`max_over_time(tcpadvisor_inbound_peer_sockets{peer_address=~%q,port=~%q}[%s])`, regexOf(sources), regexOf(ports), window); err != nil {
-					return nil, err
-				}
+			seen, err := peers()
+			if err != nil {
+				return nil, err
 			}
-			candidates = sawPeer(candidates, peers, a)
+			candidates = sawPeer(candidates, seen, a)
 		}
 		if len(candidates) == 1 {
 			servers[i] = candidates[0]
 		}
 	}
-	if len(servers) == 0 {
-		return all, nil
-	}
-	var serverInstances []string
-	for _, s := range servers {
-		serverInstances = append(serverInstances, s.Labels["instance"])
-	}
-	owners, err := ask(`max_over_time(tcpadvisor_inbound_owner_sockets{instance=~%q,port=~%q}[%s])`, regexOf(serverInstances), regexOf(ports), window)
-	if err != nil {
-		return nil, err
-	}
+	return servers, nil
+}
+
+// fold names the server end of each advice of servers, with its listening
+// process from owners, and folds the server host's own advice about the
+// port into it.
+func fold(all []Advice, servers map[int]engine.Sample, owners []engine.Sample) []Advice {
 	folded := map[int]bool{}
-	for i, server := range servers {
+	for _, i := range slices.Sorted(mapKeys(servers)) {
+		server := servers[i]
 		a := &all[i]
 		end := &Endpoint{Instance: server.Labels["instance"], Job: server.Labels["job"], Netns: server.Labels["netns"], Port: a.Target["destination_port"]}
 		end.Owner = busiestOwner(owners, end)
@@ -343,7 +367,7 @@ func join(ctx context.Context, c *Client, all []Advice) ([]Advice, error) {
 			kept = append(kept, a)
 		}
 	}
-	return kept, nil
+	return kept
 }
 
 // sameHost reports whether the series is of the advice's own host.
