@@ -63,7 +63,7 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 		return exitError
 	}
 	if *a.prometheus.url != "" {
-		return a.prometheus.advise(*a.output, *a.apply || *a.sysctlFile != "", logger)
+		return a.prometheus.advise(*a.output, map[string]bool{"--url": *a.url != "", "--sysctl-file": *a.sysctlFile != "", "--apply": *a.apply}, logger)
 	}
 	if *a.apply && os.Geteuid() != 0 {
 		return fail(advisor.ErrNotRoot)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -57,14 +59,18 @@ func (f *prometheusFlags) client() (*fleet.Client, error) {
 	return fleet.NewClient(fleet.Options{URL: *f.url, HTTP: httpConfig, Match: *f.match, Limit: *f.limit})
 }
 
-// advise prints the fleet's advice and returns advise's exit code.
-func (f *prometheusFlags) advise(output string, changesHere bool, logger *slog.Logger) int {
+// advise prints the fleet's advice and returns advise's exit code. set
+// holds advise's flags that are about one host, and whether each was given:
+// with --prometheus.url they are an error.
+func (f *prometheusFlags) advise(output string, set map[string]bool, logger *slog.Logger) int {
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return exitError
 	}
-	if changesHere {
-		return fail(errors.New("--sysctl-file and --apply change this host; with --prometheus.url the advice is about other hosts: run advise on each host, or leave them out"))
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if set[name] {
+			return fail(fmt.Errorf("%s is about one host; --prometheus.url asks for every host the server scrapes: leave one of them out (run advise on a host for its --sysctl-file or --apply)", name))
+		}
 	}
 	c, err := f.client()
 	if err != nil {

@@ -364,7 +364,8 @@ func TestFleetFlagErrors(t *testing.T) {
 		{[]string{"advise", "--prometheus.url=localhost:9090"}, `tcpadvisor: --prometheus.url="localhost:9090": want an http:// or https:// URL`},
 		{[]string{"advise", "--prometheus.url=http://127.0.0.1:1", "--prometheus.config.file=" + filepath.Join(dir, "missing.yml")}, "tcpadvisor: --prometheus.config.file="},
 		{[]string{"advise", "--prometheus.url=http://127.0.0.1:1", "--prometheus.config.file=" + badConfig}, "tcpadvisor: --prometheus.config.file"},
-		{[]string{"advise", "--prometheus.url=http://127.0.0.1:1", "--apply"}, "--sysctl-file and --apply change this host"},
+		{[]string{"advise", "--prometheus.url=http://127.0.0.1:1", "--apply"}, "tcpadvisor: --apply is about one host"},
+		{[]string{"advise", "--prometheus.url=http://127.0.0.1:1", "--url=http://127.0.0.1:10067"}, "tcpadvisor: --url is about one host"},
 		{[]string{"fleet"}, "tcpadvisor: --prometheus.url is required"},
 	}
 	for _, c := range cases {
