@@ -2,8 +2,8 @@
 // read from the kernel with sock_diag, as Prometheus metrics.
 //
 // Subcommands: serve (the daemon, also what runs with no subcommand),
-// advise, workload (the seed's experiment, measured and advised on) and
-// version. Every error from bad input is one line on stderr naming the input
+// advise, fleet (the advice of every host a Prometheus scrapes), workload
+// (the seed's experiment, measured and advised on) and version. Every error from bad input is one line on stderr naming the input
 // and the fix, and a non-zero exit.
 package main
 
