@@ -89,7 +89,7 @@ func Build(ctx context.Context, c *Client, now time.Time, logger *slog.Logger) (
 		key := [2]string{a.Labels["instance"], a.Labels["job"]}
 		hosts[key] = append(hosts[key], a)
 	}
-	keys := slices.SortedFunc(mapKeys(hosts), func(a, b [2]string) int { return cmp.Compare(a[0]+a[1], b[0]+b[1]) })
+	keys := slices.SortedFunc(maps.Keys(hosts), func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
 	var all []Advice
 	for _, key := range keys {
 		r := advisor.New(hostSource{src, hosts[key]}, noSysctl, logger).Report(ctx, now)
@@ -129,16 +129,6 @@ func Build(ctx context.Context, c *Client, now time.Time, logger *slog.Logger) (
 // and what is not in the metrics is not known.
 func noSysctl(name string) (string, error) {
 	return "", errors.New(name + " is not among the metrics")
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // rank orders advice by severity, then port pressure, then host.
@@ -339,7 +329,7 @@ func findServers(all []Advice, listening []engine.Sample, peers func() ([]engine
 // port into it.
 func fold(all []Advice, servers map[int]engine.Sample, owners []engine.Sample) []Advice {
 	folded := map[int]bool{}
-	for _, i := range slices.Sorted(mapKeys(servers)) {
+	for _, i := range slices.Sorted(maps.Keys(servers)) {
 		server := servers[i]
 		a := &all[i]
 		end := &Endpoint{Instance: server.Labels["instance"], Job: server.Labels["job"], Netns: server.Labels["netns"], Port: a.Target["destination_port"]}
