@@ -121,7 +121,7 @@ func startFleet(t *testing.T) hosts {
 		p.waitReady(t, httpClientIn(t, h.mon), "http://"+listen+"/")
 		targets = append(targets, scrapeTarget{Address: listen, Instance: d.instance})
 	}
-	startPrometheus(t, h.mon, prometheus, targets, true)
+	startPrometheus(t, h.mon, prometheus, targets, true, "")
 	return h
 }
 
@@ -314,13 +314,14 @@ func TestIntegrationFleetPooledClient(t *testing.T) {
 func TestIntegrationFleetErrors(t *testing.T) {
 	silent := listenSilently(t)
 	bare := freeAddress(t)
-	startPrometheus(t, "", bare, nil, false)
+	startPrometheus(t, "", bare, nil, false, "")
 	cases := []struct {
 		name, url, want string
 	}{
 		{"down", "http://" + freeAddress(t), "connection refused; is Prometheus running there?"},
 		{"never answers", "http://" + silent, "no answer to query topk(500, ALERTS{advice!=\"\"}) within --timeout"},
 		{"no rules", "http://" + bare, "evaluates none of tcpadvisor's rules"},
+		{"wrong path", "http://" + bare + "/prometheus", "not found (HTTP 404): is it the server's base URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -379,5 +380,62 @@ func TestFleetFlagErrors(t *testing.T) {
 		if got := errOut.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, c.want) {
 			t.Errorf("%v: stderr %q, want one line with %q", c.args, got, c.want)
 		}
+	}
+}
+
+// TestIntegrationFleetClientConfig: a Prometheus that asks for basic auth
+// refuses advise without --prometheus.config.file, in one line, and
+// answers with it; the fleet page uses it too, and reports a server that
+// is down as 502 with the reason.
+func TestIntegrationFleetClientConfig(t *testing.T) {
+	dir := t.TempDir()
+	// bcrypt of fleet-test-password, cost 4: Prometheus' web configuration
+	// keeps only hashes.
+	webConfig := filepath.Join(dir, "web.yml")
+	write := func(path, content string) {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(webConfig, "basic_auth_users:\n  fleet: $2a$04$I/Qo20k6D99jON6.fdR18eA2nmZ7jDn1BRMdmkUc2WNq3DUuZeOwC\n")
+	password := filepath.Join(dir, "password")
+	write(password, "fleet-test-password\n")
+	clientConfig := filepath.Join(dir, "client.yml")
+	write(clientConfig, "basic_auth:\n  username: fleet\n  password_file: "+password+"\n")
+
+	addr := freeAddress(t)
+	startPrometheus(t, "", addr, nil, true, "fleet:fleet-test-password", "--web.config.file="+webConfig)
+
+	run := func(args ...string) (string, string, int) {
+		cmd := exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		cmd.Run()
+		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	}
+	_, stderr, code := run()
+	t.Logf("without credentials: %s", stderr)
+	if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "the server refused the request (HTTP 401): give its credentials in --prometheus.config.file") {
+		t.Errorf("without credentials: exit %d, stderr %q; want 2 and one line with the 401", code, stderr)
+	}
+	var stdout string
+	stdout, stderr, code = run("--prometheus.config.file=" + clientConfig)
+	if code != 0 || !strings.Contains(stdout, "no advice for any host") || !strings.Contains(stderr, "series in") {
+		t.Errorf("with credentials: exit %d\n%s\n%s\nwant exit 0, no advice", code, stdout, stderr)
+	}
+
+	page := freeAddress(t)
+	p := start(t, "tcpadvisor fleet", exec.Command(binary, "fleet", "--prometheus.url=http://"+addr, "--prometheus.config.file="+clientConfig, "--web.listen-address="+page))
+	client := httpClientIn(t, "")
+	p.waitReady(t, client, "http://"+page+"/")
+	if status, body := get(t, client, "http://"+page+"/advice?format=json"); status != 200 || !strings.Contains(body, `"advice": []`) {
+		t.Errorf("fleet page with credentials: %d\n%s", status, body)
+	}
+
+	down := freeAddress(t)
+	p = start(t, "tcpadvisor fleet toward nothing", exec.Command(binary, "fleet", "--prometheus.url=http://"+freeAddress(t), "--web.listen-address="+down))
+	p.waitReady(t, client, "http://"+down+"/")
+	if status, body := get(t, client, "http://"+down+"/advice"); status != 502 || !strings.Contains(body, "connection refused; is Prometheus running there?") {
+		t.Errorf("fleet page toward a server that is down: %d %q, want 502 and the reason", status, body)
 	}
 }

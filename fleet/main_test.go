@@ -131,7 +131,9 @@ type scrapeTarget struct {
 // namespace nsName, or this one when it is ""), scraping the targets every
 // second as job tcpadvisor, and evaluating the project's rules scaled by
 // timeScale every second when withRules.
-func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, withRules bool) {
+// Further arguments are Prometheus' own; credentials ("user:password", or
+// "") are those it asks for.
+func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, withRules bool, credentials string, args ...string) {
 	t.Helper()
 	bin := lookPath(t, "prometheus", "prometheus")
 	dir := t.TempDir()
@@ -169,12 +171,16 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, "prometheus", inNetns(nsName, bin,
-		"--config.file="+path,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-	))
-	p.waitReady(t, httpClientIn(t, nsName), "http://"+addr+"/-/ready")
+	p := start(t, "prometheus", inNetns(nsName, bin, append([]string{
+		"--config.file=" + path,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+	}, args...)...))
+	userinfo := ""
+	if credentials != "" {
+		userinfo = credentials + "@"
+	}
+	p.waitReady(t, httpClientIn(t, nsName), "http://"+userinfo+addr+"/-/ready")
 }
 
 // inNetns returns the command of program run in the network namespace

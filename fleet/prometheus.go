@@ -185,8 +185,12 @@ func (c *Client) explain(ctx context.Context, err error, what string) error {
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("--prometheus.url=%s: no answer to %s within --timeout; is the server overloaded, or the URL wrong?", c.url, what)
+	case errors.As(err, &apiErr) && (strings.HasSuffix(apiErr.Msg, ": 401") || strings.HasSuffix(apiErr.Msg, ": 403")):
+		return fmt.Errorf("--prometheus.url=%s: %s: the server refused the request (HTTP %s): give its credentials in --prometheus.config.file (basic_auth, authorization)", c.url, what, apiErr.Msg[len(apiErr.Msg)-3:])
+	case errors.As(err, &apiErr) && strings.HasSuffix(apiErr.Msg, ": 404"):
+		return fmt.Errorf("--prometheus.url=%s: %s: not found (HTTP 404): is it the server's base URL, with Mimir's /prometheus prefix?", c.url, what)
 	case errors.As(err, &apiErr):
-		return fmt.Errorf("--prometheus.url=%s: %s: %s: %s", c.url, what, apiErr.Type, oneLine(apiErr))
+		return fmt.Errorf("--prometheus.url=%s: %s: %s", c.url, what, oneLine(errors.New(apiErr.Msg+" "+apiErr.Detail)))
 	}
 	var netErr *net.OpError
 	if errors.As(err, &netErr) {
