@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -437,5 +440,40 @@ func TestIntegrationFleetClientConfig(t *testing.T) {
 	p.waitReady(t, client, "http://"+down+"/")
 	if status, body := get(t, client, "http://"+down+"/advice"); status != 502 || !strings.Contains(body, "connection refused; is Prometheus running there?") {
 		t.Errorf("fleet page toward a server that is down: %d %q, want 502 and the reason", status, body)
+	}
+}
+
+// TestFleetTimeoutAmidTheEvidence: a server that answers the alerts and
+// then stalls (a fault injected by a fixture server) gives one line and
+// exit code 2 at --timeout, not one warning per evidence query that
+// failed.
+func TestFleetTimeoutAmidTheEvidence(t *testing.T) {
+	alert := `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"ALERTS","alertname":"TcpadvisorConnectionPerRequest","alertstate":"firing","advice":"pool","severity":"warning","instance":"app-1","job":"tcpadvisor","source_address":"10.0.0.1","destination_address":"10.0.0.5","destination_port":"6379"},"value":[1,"1"]}]}}`
+	empty := `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		query := r.Form.Get("query")
+		switch {
+		case r.URL.Path == "/api/v1/rules":
+			io.WriteString(w, `{"status":"success","data":{"groups":[]}}`)
+		case strings.Contains(query, "ALERTS_FOR_STATE"):
+			io.WriteString(w, empty)
+		case strings.Contains(query, "ALERTS"):
+			io.WriteString(w, alert)
+		default:
+			<-r.Context().Done()
+		}
+	}))
+	defer server.Close()
+	begin := time.Now()
+	cmd := exec.Command(binary, "advise", "--prometheus.url="+server.URL, "--timeout=1s")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "within --timeout") {
+		t.Errorf("exit %d, stderr %q: want 2 and one line saying the deadline passed", code, errOut.String())
+	}
+	if took := time.Since(begin); took > 8*time.Second {
+		t.Errorf("took %v with --timeout=1s", took)
 	}
 }

@@ -91,8 +91,11 @@ func Build(ctx context.Context, c *Client, now time.Time, logger *slog.Logger) (
 	}
 	keys := slices.SortedFunc(maps.Keys(hosts), func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
 	var all []Advice
+	// The advisor logs each evidence query that fails; past the deadline
+	// they all fail, and the one line below says why.
+	held := &heldLogs{next: logger.Handler()}
 	for _, key := range keys {
-		r := advisor.New(hostSource{src, hosts[key]}, noSysctl, logger).Report(ctx, now)
+		r := advisor.New(hostSource{src, hosts[key]}, noSysctl, slog.New(held)).Report(ctx, now)
 		for _, list := range [][]advisor.Advice{r.Advice, r.Pending} {
 			for _, adv := range list {
 				all = append(all, Advice{Advice: adv, Instance: key[0], Job: key[1]})
@@ -104,6 +107,7 @@ func Build(ctx context.Context, c *Client, now time.Time, logger *slog.Logger) (
 	if err := ctx.Err(); err != nil {
 		return report, c.explain(ctx, err, "the evidence queries")
 	}
+	held.release(ctx)
 	if len(all) > 0 {
 		if err := addPressure(ctx, c, all); err != nil {
 			return report, err
@@ -123,6 +127,33 @@ func Build(ctx context.Context, c *Client, now time.Time, logger *slog.Logger) (
 	rank(report.Pending)
 	report.Cost = c.Cost()
 	return report, nil
+}
+
+// heldLogs keeps log records until release passes them on.
+type heldLogs struct {
+	next    slog.Handler
+	records []slog.Record
+}
+
+func (h *heldLogs) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
+
+func (h *heldLogs) Handle(_ context.Context, r slog.Record) error {
+	h.records = append(h.records, r.Clone())
+	return nil
+}
+
+// WithAttrs and WithGroup are not used by the advisor, whose logger has
+// neither; they hand the records on at once.
+func (h *heldLogs) WithAttrs(attrs []slog.Attr) slog.Handler { return h.next.WithAttrs(attrs) }
+func (h *heldLogs) WithGroup(name string) slog.Handler       { return h.next.WithGroup(name) }
+
+func (h *heldLogs) release(ctx context.Context) {
+	for _, r := range h.records {
+		h.next.Handle(ctx, r)
+	}
+	h.records = nil
 }
 
 // noSysctl is the advisor's sysctl reader: the hosts' /proc is not here,
