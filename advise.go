@@ -36,6 +36,7 @@ type adviseCommand struct {
 	output     *string
 	sysctlFile *string
 	apply      *bool
+	prometheus *prometheusFlags
 }
 
 func addAdviseCommand(app *kingpin.Application) *adviseCommand {
@@ -49,7 +50,8 @@ func addAdviseCommand(app *kingpin.Application) *adviseCommand {
 		output:   cmd.Flag("output", "Output format: text or json.").Short('o').Default("text").Enum("text", "json"),
 		sysctlFile: cmd.Flag("sysctl-file", "Write a commented drop-in for /etc/sysctl.d with only the sysctl changes the advice justifies.").
 			PlaceHolder("PATH").String(),
-		apply: cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after. Nothing is changed without this flag.").Bool(),
+		apply:      cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after. Nothing is changed without this flag.").Bool(),
+		prometheus: addPrometheusFlags(cmd, "URL of a Prometheus-compatible server that scrapes the daemons and loads rules/, such as http://prometheus:9090: print the advice of every host it scrapes (docs/fleet.md)."),
 	}
 }
 
@@ -58,6 +60,9 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return exitError
+	}
+	if *a.prometheus.url != "" {
+		return a.prometheus.advise(*a.output, map[string]bool{"--url": *a.url != "", "--sysctl-file": *a.sysctlFile != "", "--apply": *a.apply}, logger)
 	}
 	if *a.apply && os.Geteuid() != 0 {
 		return fail(advisor.ErrNotRoot)

@@ -68,7 +68,7 @@ func TestBadInput(t *testing.T) {
 		code int
 	}{
 		{"unknown flag", []string{"--no-such-flag"}, `tcpadvisor: unknown long flag '--no-such-flag', try --help`, 2},
-		{"unknown command", []string{"frobnicate"}, `tcpadvisor: unexpected argument "frobnicate": the commands are serve, advise, workload and version, try --help`, 2},
+		{"unknown command", []string{"frobnicate"}, `tcpadvisor: unexpected argument "frobnicate": the commands are serve, advise, fleet, workload and version, try --help`, 2},
 		{"top destinations zero", []string{"--collector.sockets.top-destinations=0"}, `tcpadvisor: --collector.sockets.top-destinations="0": want a whole number of at least 1, try --help`, 2},
 		{"top destinations negative", []string{"--collector.sockets.top-destinations=-5"}, `--collector.sockets.top-destinations="-5": want a whole number of at least 1`, 2},
 		{"top destinations not a number", []string{"--collector.sockets.top-destinations=many"}, `--collector.sockets.top-destinations="many": want a whole number of at least 1`, 2},

@@ -150,6 +150,10 @@ func TestIntegrationNetnsCollector(t *testing.T) {
 	b := namedNamespace(t, prefix+"b", "50000 50099")
 	connectInside(t, a, 10)
 	connectInside(t, b, 20)
+	// An address of a's own, which b and the host do not have.
+	if out, err := exec.Command("ip", "-n", a.Name, "addr", "add", "198.18.1.1/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("add an address in %s: %v: %s", a.Name, err, out)
+	}
 
 	e, err := NewFromOptions(Options{
 		ProcPath: "/proc", Collectors: CollectorNames, Timeout: 5 * time.Second,
@@ -160,19 +164,23 @@ func TestIntegrationNetnsCollector(t *testing.T) {
 	}
 	toRedis := `destination_address="127.0.0.1",destination_port="6379",netns=%q,source_address="127.0.0.1"`
 	expect(t, gather(t, e), map[string]float64{
-		`tcpadvisor_scrape_collector_success{collector="netns"}`:                                 1,
-		`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`:                   1,
-		`tcpadvisor_netns_collector_success{collector="sysctl",netns="host"}`:                    1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockets",netns=%q}`, a.Name):  1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="netstat",netns=%q}`, a.Name):  1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockstat",netns=%q}`, b.Name): 1,
-		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, a.Name):                   1000,
-		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, b.Name):                   100,
-		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, a.Name):                10,
-		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, b.Name):                20,
-		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, a.Name):              0.01,
-		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, b.Name):              0.2,
-		fmt.Sprintf(`tcpadvisor_sockstat_tcp_inuse{family="ipv4",netns=%q}`, b.Name):             41,
+		`tcpadvisor_scrape_collector_success{collector="netns"}`:                                  1,
+		`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`:                    1,
+		`tcpadvisor_netns_collector_success{collector="sysctl",netns="host"}`:                     1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockets",netns=%q}`, a.Name):   1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="netstat",netns=%q}`, a.Name):   1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockstat",netns=%q}`, b.Name):  1,
+		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, a.Name):                    1000,
+		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, b.Name):                    100,
+		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, a.Name):                 10,
+		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, b.Name):                 20,
+		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, a.Name):               0.01,
+		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, b.Name):               0.2,
+		fmt.Sprintf(`tcpadvisor_sockstat_tcp_inuse{family="ipv4",netns=%q}`, b.Name):              41,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="addresses",netns=%q}`, a.Name): 1,
+		fmt.Sprintf(`tcpadvisor_local_address_info{address="198.18.1.1",netns=%q}`, a.Name):       1,
+		fmt.Sprintf(`tcpadvisor_local_addresses{netns=%q}`, a.Name):                               1,
+		fmt.Sprintf(`tcpadvisor_local_addresses{netns=%q}`, b.Name):                               0,
 	})
 }
 
