@@ -169,11 +169,8 @@ func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 		census.DefaultTopPeers, 1)
 	f.pinDestinations = repeatableFlag(app, "collector.sockets.pin-destination",
 		"A destination always reported, from every source address, on top of the top ones. Repeatable.",
-		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
-		func(s string) (netip.AddrPort, bool) {
-			d, err := netip.ParseAddrPort(s)
-			return d, err == nil
-		})
+		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP and a port from 1 to 65535, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
+		parsePinnedDestination)
 	f.pinPorts = repeatableFlag(app, "collector.sockets.pin-service-port",
 		"A listening port always reported, on top of --collector.sockets.max-service-ports. Repeatable.",
 		"PORT", "a port number from 1 to 65535",
@@ -226,4 +223,11 @@ func (f *collectorFlags) options() exporter.Options {
 		}
 	}
 	return opts
+}
+
+// parsePinnedDestination parses a --collector.sockets.pin-destination: an
+// address and a port other than 0, which no connection has.
+func parsePinnedDestination(s string) (netip.AddrPort, bool) {
+	d, err := netip.ParseAddrPort(s)
+	return d, err == nil && d.Port() != 0
 }
