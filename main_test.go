@@ -360,6 +360,10 @@ func TestAdviseBadInput(t *testing.T) {
 		{[]string{"advise", "--rules.file=/nonexistent.yml"}, `--rules.file="/nonexistent.yml": want a readable rule file`},
 		{[]string{"--alertmanager.url=localhost:9093"}, `--alertmanager.url="localhost:9093": want an http:// or https:// URL`},
 		{[]string{"--rules.time-scale=2"}, `--rules.time-scale="2": want a number above 0 and at most 1`},
+		// Checked before the minute of sampling: runBinary gives 10 s.
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/nonexistent/x"}, `--sysctl-file=/nonexistent/x: cannot be created (open /nonexistent/.tcpadvisor-check-`},
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/proc/x"}, `--sysctl-file=/proc/x: cannot be created (open /proc/.tcpadvisor-check-`},
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/etc"}, `--sysctl-file=/etc: not a regular file`},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runBinary(t, tt.args...)
