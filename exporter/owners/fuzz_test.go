@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -22,6 +23,9 @@ func FuzzUnitFromCgroupPath(f *testing.F) {
 		unit := UnitFromCgroupPath(path)
 		if !utf8.ValidString(unit) || len(unit) > maxLabelLen {
 			t.Fatalf("UnitFromCgroupPath(%q) = %q: not a valid label value of at most %d bytes", path, unit, maxLabelLen)
+		}
+		if strings.ContainsFunc(unit, unicode.IsControl) {
+			t.Fatalf("UnitFromCgroupPath(%q) = %q holds a control character", path, unit)
 		}
 		if unit == "" {
 			t.Fatalf("UnitFromCgroupPath(%q) is empty", path)
