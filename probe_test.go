@@ -541,4 +541,3 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
