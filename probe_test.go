@@ -6,9 +6,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -540,4 +548,81 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestIntegrationProbeTLSSlowClients serves TLS from --web.config.file with
+// 256 file descriptors (a cap of 128 connections) and opens 300 connections
+// that never send their TLS hello: an HTTPS scrape is still answered.
+func TestIntegrationProbeTLSSlowClients(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (Debian package util-linux)")
+	}
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedCertificate(t)
+	for name, content := range map[string][]byte{
+		"tls.crt": certPEM, "tls.key": keyPEM,
+		"web.yml": []byte("tls_server_config:\n  cert_file: " + filepath.Join(dir, "tls.crt") + "\n  key_file: " + filepath.Join(dir, "tls.key") + "\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+filepath.Join(dir, "web.yml"), "--log.level=error")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 300 {
+		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	if len(conns) < 200 {
+		t.Fatalf("only %d silent clients connected: the test would prove nothing", len(conns))
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + d.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("HTTPS scrape behind %d silent clients: %v\n%s", len(conns), err, d.stderr)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `tcpadvisor_scrape_collector_success{collector="sockets"} 1`) {
+		t.Errorf("HTTPS scrape behind silent clients: %s, sockets collector success missing", resp.Status)
+	}
+}
+
+// selfSignedCertificate returns a certificate for 127.0.0.1 and its key, in
+// PEM.
+func selfSignedCertificate(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "tcpadvisor probe"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
