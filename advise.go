@@ -67,6 +67,11 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 	if *a.apply && os.Geteuid() != 0 {
 		return fail(advisor.ErrNotRoot)
 	}
+	if *a.sysctlFile != "" {
+		if err := checkOutputFile("sysctl-file", *a.sysctlFile); err != nil {
+			return fail(err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

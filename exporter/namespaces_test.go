@@ -1,9 +1,11 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"golang.org/x/sys/unix"
 )
 
 // fakeCollector sends one gauge, or fails.
@@ -53,7 +56,7 @@ func TestNamespacesCollectorIsolatesFailures(t *testing.T) {
 		}
 		return map[string]Collector{"sockets": fakeCollector{desc: desc("sockets")}, "sysctl": fakeCollector{desc: desc("sysctl"), err: err}}, nil
 	}
-	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil)
+	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil, discard)
 	e := New(map[string]Collector{"netns": c}, time.Second, discard)
 
 	values := gather(t, e)
@@ -234,4 +237,38 @@ func TestIntegrationNetnsCollectorIsBounded(t *testing.T) {
 		t.Errorf("the scrape took %v (timeout %v), netns collector success %v", elapsed, timeout, values[`tcpadvisor_scrape_collector_success{collector="netns"}`])
 	}
 	t.Logf("%d namespaces discovered, %d collected in %v", int(values["tcpadvisor_netns_discovered{}"]), len(collected), elapsed)
+}
+
+// TestNamespacesCollectorNamesAMissingCapability: namespaces that cannot be
+// entered for want of CAP_SYS_ADMIN are named in
+// tcpadvisor_netns_privilege_missing at every scrape and in the log once.
+func TestNamespacesCollectorNamesAMissingCapability(t *testing.T) {
+	found := netns.Discovery{Namespaces: []netns.Namespace{{Name: "host", Inode: 1}, {Name: "app", Inode: 2}, {Name: "db", Inode: 3}}}
+	enter := func(_ context.Context, ns netns.Namespace, fn func() error) error {
+		if ns.Name != "host" {
+			return fmt.Errorf("network namespace %s: setns: %w: %w", ns.Name, netns.ErrPermission, unix.EPERM)
+		}
+		return fn()
+	}
+	build := func(ns netns.Namespace) (map[string]Collector, error) {
+		return map[string]Collector{"sockets": fakeCollector{desc: prometheus.NewDesc("tcpadvisor_test_sockets", "A test gauge.", nil, prometheus.Labels{NetnsLabel: ns.Name})}}, nil
+	}
+	var log bytes.Buffer
+	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil, slog.New(slog.NewTextHandler(&log, nil)))
+	e := New(map[string]Collector{"netns": c}, time.Second, discard)
+	for range 2 {
+		expect(t, gather(t, e), map[string]float64{
+			`tcpadvisor_netns_privilege_missing{missing="CAP_SYS_ADMIN"}`:          1,
+			`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`: 1,
+			`tcpadvisor_netns_collector_success{collector="sockets",netns="app"}`:  0,
+		})
+	}
+	if n := strings.Count(log.String(), "level=WARN"); n != 1 || !strings.Contains(log.String(), "CAP_SYS_ADMIN") {
+		t.Errorf("%d warnings over two scrapes, want one naming CAP_SYS_ADMIN:\n%s", n, log.String())
+	}
+
+	found.Namespaces = found.Namespaces[:1]
+	if _, ok := gather(t, e)[`tcpadvisor_netns_privilege_missing{missing="CAP_SYS_ADMIN"}`]; ok {
+		t.Error("CAP_SYS_ADMIN is still reported missing once no namespace needs entering")
+	}
 }

@@ -104,7 +104,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		func(ns netns.Namespace) (map[string]Collector, error) {
 			return namespaceCollectors(opts, namespaceSources, prometheus.Labels{NetnsLabel: ns.Name})
 		},
-		resolver)
+		resolver, logger)
 	return New(collectors, opts.Timeout, logger), nil
 }
 
