@@ -38,6 +38,7 @@ type adviseCommand struct {
 	output      *string
 	sysctlFile  *string
 	apply       *bool
+	prometheus  *prometheusFlags
 }
 
 // localDaemon is where advise asks first when given neither --url nor
@@ -62,7 +63,8 @@ func addAdviseCommand(app *kingpin.Application) *adviseCommand {
 		output:   cmd.Flag("output", "Output format: text or json.").Short('o').Default("text").Enum("text", "json"),
 		sysctlFile: cmd.Flag("sysctl-file", "Write a commented drop-in for /etc/sysctl.d with only the sysctl changes the advice justifies, such as "+dropInPath+".").
 			PlaceHolder("PATH").String(),
-		apply: cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after; they last until the next reboot (--sysctl-file keeps them). Nothing is changed without this flag.").Bool(),
+		apply:      cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after; they last until the next reboot (--sysctl-file keeps them). Nothing is changed without this flag.").Bool(),
+		prometheus: addPrometheusFlags(cmd, "URL of a Prometheus-compatible server that scrapes the daemons and loads rules/, such as http://prometheus:9090: print the advice of every host it scrapes (docs/fleet.md)."),
 	}
 	cmd.GetFlag("duration").IsSetByUser(&a.durationSet)
 	return a
@@ -74,8 +76,16 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return exitError
 	}
+	if *a.prometheus.url != "" {
+		return a.prometheus.advise(*a.output, map[string]bool{"--url": *a.url != "", "--sysctl-file": *a.sysctlFile != "", "--apply": *a.apply}, logger)
+	}
 	if *a.apply && os.Geteuid() != 0 {
 		return fail(advisor.ErrNotRoot)
+	}
+	if *a.sysctlFile != "" {
+		if err := checkOutputFile("sysctl-file", *a.sysctlFile); err != nil {
+			return fail(err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

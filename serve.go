@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -49,7 +48,7 @@ func addServeCommand(app *kingpin.Application) *serveCommand {
 	cmd := app.Command("serve", "Run the exporter and the advisor (the default command).").Default()
 	return &serveCommand{
 		web:           kingpinflag.AddFlags(cmd, defaultListenAddress),
-		telemetryPath: cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
+		telemetryPath: telemetryPathFlag(cmd),
 		maxRequests:   cliflag.Int(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
 		externalURL:   cmd.Flag("web.external-url", "The URL under which tcpadvisor is reached, for the links in alerts. Default: http://HOSTNAME:PORT.").PlaceHolder("URL").String(),
 		interval:      cliflag.Duration(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
@@ -98,31 +97,24 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 		logger.Warn("running as root: tcpadvisor needs no more than CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (to name socket owners), and CAP_SYS_ADMIN with --collector.netns; run it as an unprivileged user with those (deploy/systemd)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go p.Run(ctx, nil)
+	// The engine's cycle ends before the deferred Close closes its
+	// store and its Alertmanager queues under it.
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		p.Run(ctx, nil)
+	}()
+	defer func() {
+		stop()
+		<-engineDone
+	}()
 
-	server := &http.Server{Handler: handler}
 	// On SIGTERM or SIGINT, finish the requests under way and return, so
 	// that the deferred Close removes the advisor's store and flushes its
 	// alerts.
-	go func() {
-		<-ctx.Done()
-		logger.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		server.Shutdown(shutdownCtx)
-	}()
-	err = web.ListenAndServe(server, s.web, logger)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("--web.listen-address=%v: address already in use; stop what listens there or choose another address", *s.web.WebListenAddresses)
-	}
-	if err != nil {
-		return fmt.Errorf("serve on --web.listen-address=%v: %w", *s.web.WebListenAddresses, err)
-	}
-	return nil
+	limits := defaultHTTPLimits(opts.Timeout)
+	logger.Debug("HTTP limits", "max_connections", limits.maxConnections, "read_header_timeout", limits.readHeaderTimeout, "write_timeout", limits.writeTimeout)
+	return serveHTTP(ctx, newHTTPServer(handler, limits), s.web, limits.shutdownGrace, logger)
 }
 
 // instance is the instance label of the advisor's samples: this host and

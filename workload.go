@@ -112,6 +112,11 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	if turn := *w.duration / time.Duration(*w.rounds); turn < minTurn {
 		return fail(&workload.InputError{Msg: fmt.Sprintf("--rounds=%d: each turn of an arm would last %v, want at least %v: lower --rounds or raise --duration", *w.rounds, turn, minTurn)})
 	}
+	if *w.out != "" {
+		if err := checkOutputDir("out", *w.out); err != nil {
+			return fail(&workload.InputError{Msg: err.Error()})
+		}
+	}
 	cfg := workload.Config{
 		Arms: *w.arms, App: *w.app, ServicePorts: *w.servicePorts, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
 		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,

@@ -470,6 +470,8 @@ func TestWorkloadBadInput(t *testing.T) {
 		{"rounds with siege", nil, []string{"--load=siege", "--rounds=2"}, `tcpadvisor: --rounds works with the built-in load only: siege would reconnect at each turn`, false},
 		{"turns too short", nil, []string{"--duration=1s", "--rounds=5"}, `tcpadvisor: --rounds=5: each turn of an arm would last 200ms, want at least 250ms: lower --rounds or raise --duration`, false},
 		{"zero rounds", nil, []string{"--rounds=0"}, `tcpadvisor: --rounds="0": want a whole number of at least 1, try --help`, false},
+		{"out under /proc", nil, []string{"--out=/proc/x"}, `tcpadvisor: --out=/proc/x: cannot be made (mkdir /proc/x: no such file or directory); choose a writable directory`, false},
+		{"out is a file", nil, []string{"--out=/etc/hostname"}, `tcpadvisor: --out=/etc/hostname: cannot be made (mkdir /etc/hostname: not a directory); choose a writable directory`, false},
 		{"no redis-server", []string{"PATH=" + t.TempDir()}, nil, `tcpadvisor: redis-server not found: install the Debian package redis-server`, false},
 		{"no nginx", []string{"PATH=" + onlyRedis}, []string{"--arms=1,3"}, `tcpadvisor: nginx not found: install the Debian package nginx`, true},
 		{"no siege", []string{"PATH=" + onlyRedis}, []string{"--arms=1", "--load=siege"}, `tcpadvisor: siege not found: install the Debian package siege`, true},

@@ -57,11 +57,8 @@ func AddFlags(g cliflag.Group) *Flags {
 		census.DefaultTopPeers, 1)
 	f.pinDestinations = cliflag.Repeatable(g, "collector.sockets.pin-destination",
 		"A destination always reported, from every source address, on top of the top ones. Repeatable.",
-		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
-		func(s string) (netip.AddrPort, bool) {
-			d, err := netip.ParseAddrPort(s)
-			return d, err == nil
-		})
+		"ADDRESS:PORT", "ADDRESS:PORT with a literal IP and a port from 1 to 65535, such as 10.0.0.5:6379 or [2001:db8::5]:6379",
+		ParsePinnedDestination)
 	f.pinPorts = cliflag.Repeatable(g, "collector.sockets.pin-service-port",
 		"A listening port always reported, on top of --collector.sockets.max-service-ports. Repeatable.",
 		"PORT", "a port number from 1 to 65535",
@@ -114,4 +111,11 @@ func (f *Flags) Options() Options {
 		}
 	}
 	return opts
+}
+
+// ParsePinnedDestination parses a --collector.sockets.pin-destination: an
+// address and a port other than 0, which no connection has.
+func ParsePinnedDestination(s string) (netip.AddrPort, bool) {
+	d, err := netip.ParseAddrPort(s)
+	return d, err == nil && d.Port() != 0
 }

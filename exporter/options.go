@@ -19,7 +19,7 @@ import (
 
 // CollectorNames lists every collector, as named in the collector label and
 // in the --collector.NAME flags.
-var CollectorNames = []string{"netstat", "sockets", "sockstat", "sysctl"}
+var CollectorNames = []string{"addresses", "netstat", "sockets", "sockstat", "sysctl"}
 
 // Options configure an Exporter that reads the running kernel.
 type Options struct {
@@ -72,7 +72,9 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
 	if !opts.Netns {
-		host, err := namespaceCollectors(opts, hostSources(fs, sockdiag.Dial, resolver), nil)
+		src := hostSources(fs, sockdiag.Dial, resolver)
+		src.netDir = filepath.Join(opts.ProcPath, "net")
+		host, err := namespaceCollectors(opts, src, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +90,8 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		netFS: threadFS,
 		proc:  func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
 		dial:  sockdiag.Dial,
+		// The file of the namespace the reading thread entered.
+		netDir: filepath.Join(opts.ProcPath, "thread-self", "net"),
 	}
 	if resolver != nil {
 		namespaceSources.owners = sharedOwners{resolver}
@@ -100,7 +104,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		func(ns netns.Namespace) (map[string]Collector, error) {
 			return namespaceCollectors(opts, namespaceSources, prometheus.Labels{NetnsLabel: ns.Name})
 		},
-		resolver)
+		resolver, logger)
 	return New(collectors, opts.Timeout, logger), nil
 }
 
@@ -128,6 +132,9 @@ type kernelSources struct {
 	netFS procfs.FS
 	proc  func() (procfs.Proc, error)
 	dial  func() (sockdiag.Conn, error)
+	// netDir is the net/ directory of netFS, for the files procfs does
+	// not parse; "" where there is none.
+	netDir string
 	// owners is nil when attribution is off.
 	owners OwnerResolver
 }
@@ -164,6 +171,8 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 			collectors[name] = NewNetstatCollector(src.proc, constLabels)
 		case "sockstat":
 			collectors[name] = NewSockstatCollector(src.netFS, constLabels)
+		case "addresses":
+			collectors[name] = NewAddressesCollector(src.netDir, constLabels)
 		default:
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}

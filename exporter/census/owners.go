@@ -38,6 +38,7 @@ type ownerRow struct {
 	sockets, fresh uint64
 }
 
+// destOwnerKey is an owner's row toward a destination, named by its serial.
 type destOwnerKey struct {
 	dest  int32
 	owner uint32
@@ -161,7 +162,7 @@ func (c *Census) AddOwned(s *sockdiag.Socket, owner Owner) {
 		if dest < 0 {
 			return
 		}
-		k := destOwnerKey{dest: dest, owner: id}
+		k := destOwnerKey{dest: c.dests[dest].serial, owner: id}
 		if row, ok := o.dests[k]; ok || o.room(c.limits) {
 			o.dests[k] = ownerRow{sockets: row.sockets + 1, fresh: row.fresh + fresh}
 		} else {
@@ -203,11 +204,20 @@ type ownerRowOf struct {
 // dump of the last 60 s, else to UnknownOwner.
 func (c *Census) fillDestinationOwners(top []DestinationCount) {
 	o := c.owners
-	groups := groupRows(o.dests, func(k destOwnerKey) (int, uint32) { return int(k.dest), k.owner }, len(c.dests))
+	index := make(map[int32]int, len(top))
+	for i := range top {
+		index[top[i].serial] = i
+	}
+	groups := groupRows(o.dests, func(k destOwnerKey) (int, uint32) {
+		if i, ok := index[k.dest]; ok {
+			return i, k.owner
+		}
+		return -1, 0
+	}, len(top))
 	now := o.now()
 	for i := range top {
 		d := &top[i]
-		rows := groups[d.index]
+		rows := groups[i]
 		var live uint64
 		for _, r := range rows {
 			live += r.sockets

@@ -103,3 +103,17 @@ func TestPortSetRanges(t *testing.T) {
 		t.Errorf("empty set: Ranges() = %v", got)
 	}
 }
+
+// FuzzParsePortRange checks that any net.ipv4.ip_local_port_range content
+// parses or fails cleanly, and that what parses is an ordered range.
+func FuzzParsePortRange(f *testing.F) {
+	for _, seed := range []string{"32768\t60999\n", "1024 65535", "60999 32768", "1", "a b", " 0 0 ", "65536 1", "1 2 3"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		low, high, err := census.ParsePortRange(s)
+		if err == nil && low > high {
+			t.Fatalf("ParsePortRange(%q) = %d-%d, a range that runs backwards", s, low, high)
+		}
+	})
+}
