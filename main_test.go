@@ -417,6 +417,7 @@ func TestHelpShowsEachCommandsFlagsFirst(t *testing.T) {
 		{[]string{"serve", "--help"}, []string{"--web.listen-address", "--alertmanager.url"}},
 		{[]string{"advise", "--help"}, []string{"--url", "--duration", "--sysctl-file", "--apply"}},
 		{[]string{"workload", "--help"}, []string{"--arms"}},
+		{[]string{"fleet", "--help"}, []string{"--prometheus.url", "--web.listen-address"}},
 	} {
 		stdout, _, code := runBinary(t, tt.args...)
 		shared := strings.Index(stdout, "--collector.timeout")
@@ -502,7 +503,7 @@ func TestFlagsAreDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	flag := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z0-9][a-z0-9.-]*)`)
-	for _, args := range [][]string{{"--help"}, {"advise", "--help"}, {"workload", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"advise", "--help"}, {"workload", "--help"}, {"fleet", "--help"}} {
 		stdout, _, _ := runBinary(t, args...)
 		for _, m := range flag.FindAllStringSubmatch(stdout, -1) {
 			name := m[1]
