@@ -82,7 +82,7 @@ func Chart(w io.Writer, r Report) error {
 	if r.Duration > 0 && r.Duration < endT {
 		// Where the load stops; sampling goes on after it.
 		fmt.Fprintf(&b, `<path d="M%.1f %g V%g" stroke="#888" stroke-dasharray="4 3"/>`+"\n", x(r.Duration), plotTop, plotBottom)
-		text(&b, x(r.Duration)-4, plotTop+12, "end", 11, "load ends")
+		text(&b, x(r.Duration), plotTop-3, "middle", 11, "load ends")
 	}
 	points := make([]string, n)
 	for i, a := range r.Arms {
