@@ -74,6 +74,24 @@ func Printable(s string) string {
 	return b.String()
 }
 
+// PrintableText is Printable for a text of several lines, such as a
+// report: its line breaks and tabs are kept, every other control character
+// is quoted.
+func PrintableText(s string) string {
+	if !needsQuoting(s) {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		cells := strings.Split(line, "\t")
+		for j, cell := range cells {
+			cells[j] = Printable(cell)
+		}
+		lines[i] = strings.Join(cells, "\t")
+	}
+	return strings.Join(lines, "\n")
+}
+
 func needsQuoting(s string) bool {
 	for _, r := range s {
 		if r == utf8.RuneError || quoted(r) {

@@ -29,6 +29,13 @@ func TestPrintable(t *testing.T) {
 	}
 }
 
+func TestPrintableText(t *testing.T) {
+	in := "[warning] host\x1b[2J (red\x1b[31m): pool\n\tkept\tas is\r\n"
+	if got, want := PrintableText(in), "[warning] host\\x1b[2J (red\\x1b[31m): pool\n\tkept\tas is\\r\n"; got != want {
+		t.Errorf("PrintableText(%q) = %q, want %q", in, got, want)
+	}
+}
+
 func TestWrap(t *testing.T) {
 	tests := []struct {
 		text  string
