@@ -278,9 +278,12 @@ func (a *Advisor) evidence(ctx context.Context, t Target, queries ...evidenceQue
 // runtime; or nil. An owner whose process is known wins over one whose
 // process is not: the process of a short-lived connection's socket is often
 // gone before the exporter looks, while its unit is known, and the process
-// is what names a client.
+// is what names a client. Owners are ranked by their most sockets at any
+// sample of the last 5 minutes (scaled as the rules' windows), not at the
+// last one alone: a client of connections that live a millisecond holds
+// none at most samples.
 func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep func(map[string]string) bool) *Owner {
-	samples, expr, err := a.query(ctx, t, q.expr, q.match)
+	samples, expr, err := a.query(ctx, t, "max_over_time("+q.expr+"[5m])", q.match)
 	if err != nil {
 		a.logger.Warn("owner query failed", "query", expr, "err", err)
 		return nil
