@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
+	"github.com/tcpadvisor/tcpadvisor/internal/promtest"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 	"go.yaml.in/yaml/v3"
 )
@@ -70,31 +70,12 @@ func TestPrometheusExamplesCheck(t *testing.T) {
 	}
 }
 
-// scaledRules writes the project's rules, with their windows scaled by
-// timeScale, into dir, and returns the file's path.
-func scaledRules(t *testing.T, dir string) string {
-	t.Helper()
-	content, err := rules.Files.ReadFile("tcpadvisor.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scaled, err := engine.ScaleRuleFile("rules/tcpadvisor.rules.yml", content, timeScale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "tcpadvisor.rules.yml")
-	if err := os.WriteFile(path, scaled, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestScaledRulesLoadInPrometheus: the Prometheus of the end-to-end test
 // (Debian's, older than the module the engine is built on) reads the
 // scaled rules, whose expressions the engine wrote back.
 func TestScaledRulesLoadInPrometheus(t *testing.T) {
 	promtool := proctest.LookPath(t, "promtool", "prometheus")
-	path := scaledRules(t, t.TempDir())
+	path := promtest.ScaledRules(t, t.TempDir(), timeScale)
 	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules on the scaled rules: %v\n%s", err, out)
 	}
@@ -282,7 +263,7 @@ func TestIntegrationPrometheusAlertmanager(t *testing.T) {
 		"--alertmanager.url=http://"+viaDaemonAM,
 	))
 	daemon.WaitReady(t, http.DefaultClient, "http://"+daemonAddr+"/")
-	startPrometheus(t, prometheus, prometheusAddr, daemonAddr, scaledRules(t, t.TempDir()), viaPrometheusAM)
+	startPrometheus(t, prometheus, prometheusAddr, daemonAddr, promtest.ScaledRules(t, t.TempDir(), timeScale), viaPrometheusAM)
 
 	begin := time.Now()
 	netnstest.Serve(t, redisAddr, netnstest.Discard)

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/promtest"
 	"github.com/vishvananda/netns"
 	"go.yaml.in/yaml/v3"
 )
@@ -57,19 +56,7 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 		"scrape_configs": []any{map[string]any{"job_name": "tcpadvisor", "static_configs": configs}},
 	}
 	if withRules {
-		content, err := rules.Files.ReadFile("tcpadvisor.rules.yml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		scaled, err := engine.ScaleRuleFile("rules/tcpadvisor.rules.yml", content, timeScale)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "tcpadvisor.rules.yml")
-		if err := os.WriteFile(path, scaled, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg["rule_files"] = []string{path}
+		cfg["rule_files"] = []string{promtest.ScaledRules(t, dir, timeScale)}
 	}
 	content, err := yaml.Marshal(cfg)
 	if err != nil {
