@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -171,15 +170,7 @@ func startClient(t *testing.T, h hosts, mode string, seconds int) *proctest.Proc
 // standard output, standard error and exit code.
 func advise(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("run advise: %v", err)
-	}
-	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	return proctest.Run(t, inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...))
 }
 
 // TestIntegrationFleetJoinsBothEnds: app-1's Python client opens a
@@ -331,20 +322,17 @@ func TestIntegrationFleetErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			begin := time.Now()
-			cmd := exec.Command(binary, "advise", "--prometheus.url="+c.url, "--timeout=2s")
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			cmd.Run()
+			stdout, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url="+c.url, "--timeout=2s"))
 			took := time.Since(begin)
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
+			if code != 2 {
 				t.Errorf("exit code %d, want 2", code)
 			}
-			lines := strings.Split(strings.TrimRight(errOut.String(), "\n"), "\n")
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
 			if len(lines) != 1 || !strings.Contains(lines[0], c.want) || !strings.HasPrefix(lines[0], "tcpadvisor: --prometheus.url=") {
-				t.Errorf("stderr %q, want one line naming --prometheus.url and saying %q", errOut.String(), c.want)
+				t.Errorf("stderr %q, want one line naming --prometheus.url and saying %q", stderr, c.want)
 			}
-			if out.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", out.String())
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
 			}
 			if took > 10*time.Second {
 				t.Errorf("took %v with --timeout=2s", took)
@@ -375,14 +363,11 @@ func TestFleetFlagErrors(t *testing.T) {
 		{[]string{"fleet"}, "tcpadvisor: --prometheus.url is required"},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(binary, c.args...)
-		var errOut bytes.Buffer
-		cmd.Stderr = &errOut
-		cmd.Run()
-		if code := cmd.ProcessState.ExitCode(); code != 2 {
+		_, got, code := proctest.Run(t, exec.Command(binary, c.args...))
+		if code != 2 {
 			t.Errorf("%v: exit code %d, want 2", c.args, code)
 		}
-		if got := errOut.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, c.want) {
+		if strings.Count(got, "\n") != 1 || !strings.Contains(got, c.want) {
 			t.Errorf("%v: stderr %q, want one line with %q", c.args, got, c.want)
 		}
 	}
@@ -412,11 +397,7 @@ func TestIntegrationFleetClientConfig(t *testing.T) {
 	startPrometheus(t, "", addr, nil, true, "fleet:fleet-test-password", "--web.config.file="+webConfig)
 
 	run := func(args ...string) (string, string, int) {
-		cmd := exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		cmd.Run()
-		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+		return proctest.Run(t, exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...))
 	}
 	_, stderr, code := run()
 	t.Logf("without credentials: %s", stderr)
@@ -468,12 +449,9 @@ func TestFleetTimeoutAmidTheEvidence(t *testing.T) {
 	}))
 	defer server.Close()
 	begin := time.Now()
-	cmd := exec.Command(binary, "advise", "--prometheus.url="+server.URL, "--timeout=1s")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.Run()
-	if code := cmd.ProcessState.ExitCode(); code != 2 || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "within --timeout") {
-		t.Errorf("exit %d, stderr %q: want 2 and one line saying the deadline passed", code, errOut.String())
+	_, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url="+server.URL, "--timeout=1s"))
+	if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "within --timeout") {
+		t.Errorf("exit %d, stderr %q: want 2 and one line saying the deadline passed", code, stderr)
 	}
 	if took := time.Since(begin); took > 8*time.Second {
 		t.Errorf("took %v with --timeout=1s", took)
