@@ -324,20 +324,7 @@ func TestIntegrationProbeHostileNames(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", netnsName).Run() })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go netnstest.Discard(c)
-		}
-	}()
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
 	// A process named "\x1b[31mred\n}" holding a connection, in the
 	// hostile cgroup: it moves itself there before it connects.
 	script := fmt.Sprintf(`
