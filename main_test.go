@@ -20,6 +20,7 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 // binary is the tcpadvisor built once for these tests.
@@ -32,16 +33,7 @@ func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return proctest.Run(t, exec.CommandContext(ctx, binary, args...))
 }
 
 // TestBadInput gives each bad input and checks for one line on stderr that

@@ -5,7 +5,6 @@ package main
 // --collector.netns without CAP_SYS_ADMIN. Each test bounds its own time.
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -33,33 +32,15 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 	"golang.org/x/sys/unix"
 )
-
-// lockedBuffer is a bytes.Buffer that the daemon's stderr and the test may
-// use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // probedDaemon is a daemon started by a probe test.
 type probedDaemon struct {
 	addr   string
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *proctest.SyncBuffer
 	exited chan error
 }
 
@@ -68,7 +49,7 @@ type probedDaemon struct {
 // It is killed when the test ends if it still runs.
 func startProbed(t *testing.T, wrapper []string, args ...string) *probedDaemon {
 	t.Helper()
-	d := &probedDaemon{addr: netnstest.FreeAddress(t), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	d := &probedDaemon{addr: netnstest.FreeAddress(t), stderr: &proctest.SyncBuffer{}, exited: make(chan error, 1)}
 	argv := append(append(append([]string{}, wrapper...), binary, "--web.listen-address="+d.addr), args...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stderr = d.stderr
@@ -343,20 +324,7 @@ func TestIntegrationProbeHostileNames(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", netnsName).Run() })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go netnstest.Discard(c)
-		}
-	}()
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
 	// A process named "\x1b[31mred\n}" holding a connection, in the
 	// hostile cgroup: it moves itself there before it connects.
 	script := fmt.Sprintf(`

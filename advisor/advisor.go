@@ -133,7 +133,7 @@ func stronger(a, b Advice) bool {
 	if a.State != b.State {
 		return a.State == "firing"
 	}
-	if ra, rb := severityRank(a.Severity), severityRank(b.Severity); ra != rb {
+	if ra, rb := SeverityRank(a.Severity), SeverityRank(b.Severity); ra != rb {
 		return ra > rb
 	}
 	_, aOut := a.Target["destination_port"]
@@ -144,7 +144,9 @@ func stronger(a, b Advice) bool {
 	return aOut && !bOut
 }
 
-func severityRank(s string) int {
+// SeverityRank orders the severities of advice, for sorting it most severe
+// first: critical ranks above warning, which ranks above any other.
+func SeverityRank(s string) int {
 	switch s {
 	case "critical":
 		return 2
@@ -156,7 +158,7 @@ func severityRank(s string) int {
 
 func sortAdvice(list []Advice) {
 	slices.SortStableFunc(list, func(a, b Advice) int {
-		if n := cmp.Compare(severityRank(b.Severity), severityRank(a.Severity)); n != 0 {
+		if n := cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)); n != 0 {
 			return n
 		}
 		if n := cmp.Compare(a.ID, b.ID); n != 0 {

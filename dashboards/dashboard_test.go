@@ -118,15 +118,30 @@ type panel struct {
 
 func readDashboard(t *testing.T) (dashboard, []byte) {
 	t.Helper()
-	content, err := os.ReadFile(dashboardFile)
+	return readDashboardFile(t, dashboardFile)
+}
+
+// readDashboardFile returns the dashboard in file, parsed and as it is.
+func readDashboardFile(t *testing.T, file string) (dashboard, []byte) {
+	t.Helper()
+	content, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var d dashboard
 	if err := json.Unmarshal(content, &d); err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	return d, content
+}
+
+// variables returns the template variables by name.
+func (d dashboard) variables() map[string]variable {
+	vars := map[string]variable{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v
+	}
+	return vars
 }
 
 // allPanels returns the panels, those of collapsed rows included.
@@ -137,6 +152,30 @@ func (d dashboard) allPanels() []panel {
 		all = append(all, p.Panels...)
 	}
 	return all
+}
+
+// grid is the layout of a dashboard's panels on Grafana's 24 columns.
+type grid struct{ boxes []box }
+
+type box struct{ x, y, w, h int }
+
+// place checks the gridPos of panel p, called name: a width and a height,
+// inside the 24 columns, over no panel placed before. It reports false,
+// after an error, where the gridPos is missing or out of the grid.
+func (g *grid) place(t *testing.T, name string, p panel) bool {
+	t.Helper()
+	pos := p.GridPos
+	if pos == nil || pos.W <= 0 || pos.H <= 0 || pos.X < 0 || pos.Y < 0 || pos.X+pos.W > 24 {
+		t.Errorf("%s: gridPos %+v, want w and h above 0 inside the 24 columns", name, pos)
+		return false
+	}
+	for _, b := range g.boxes {
+		if pos.X < b.x+b.w && b.x < pos.X+pos.W && pos.Y < b.y+b.h && b.y < pos.Y+pos.H {
+			t.Errorf("%s: gridPos %+v overlaps another panel's %+v", name, *pos, b)
+		}
+	}
+	g.boxes = append(g.boxes, box{pos.X, pos.Y, pos.W, pos.H})
+	return true
 }
 
 // TestDashboardStructure checks what Grafana needs to import the dashboard
@@ -172,10 +211,7 @@ func TestDashboardStructure(t *testing.T) {
 		t.Errorf("time %+v, want from and to", d.Time)
 	}
 
-	vars := map[string]variable{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v
-	}
+	vars := d.variables()
 	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
 		t.Errorf("templating: variable datasource %+v, want type datasource with query prometheus", v)
 	}
@@ -191,8 +227,7 @@ func TestDashboardStructure(t *testing.T) {
 		t.Errorf("templating: variable netns %+v, want a multi-value query variable of the netns of tcpadvisor_sockets on $instance, with All .* on %s", v, datasourceRef)
 	}
 
-	type box struct{ x, y, w, h int }
-	var boxes []box
+	var layout grid
 	ids := map[int]bool{}
 	for _, p := range d.allPanels() {
 		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
@@ -206,17 +241,9 @@ func TestDashboardStructure(t *testing.T) {
 		if !slices.Contains(panelTypes, p.Type) {
 			t.Errorf("%s: type %q is not one of %q", name, p.Type, panelTypes)
 		}
-		g := p.GridPos
-		if g == nil || g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
-			t.Errorf("%s: gridPos %+v, want w and h above 0 inside the 24 columns", name, g)
+		if !layout.place(t, name, p) {
 			continue
 		}
-		for _, b := range boxes {
-			if g.X < b.x+b.w && b.x < g.X+g.W && g.Y < b.y+b.h && b.y < g.Y+g.H {
-				t.Errorf("%s: gridPos %+v overlaps another panel's %+v", name, *g, b)
-			}
-		}
-		boxes = append(boxes, box{g.X, g.Y, g.W, g.H})
 		if p.Type == "row" || p.Type == "text" {
 			continue
 		}

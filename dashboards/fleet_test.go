@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -33,14 +32,7 @@ var fleetRequiredMetrics = []string{
 
 func readFleetDashboard(t *testing.T) dashboard {
 	t.Helper()
-	content, err := os.ReadFile(fleetDashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d dashboard
-	if err := json.Unmarshal(content, &d); err != nil {
-		t.Fatalf("%s: %v", fleetDashboardFile, err)
-	}
+	d, content := readDashboardFile(t, fleetDashboardFile)
 	var raw map[string]any
 	if err := json.Unmarshal(content, &raw); err != nil {
 		t.Fatal(err)
@@ -69,10 +61,7 @@ func TestFleetDashboardStructure(t *testing.T) {
 	if d.SchemaVersion != schemaVersion || d.UID == "" || d.UID == single.UID || d.Title == "" {
 		t.Errorf("schemaVersion %d, uid %q, title %q: want %d, a uid of its own beside %q, a title", d.SchemaVersion, d.UID, d.Title, schemaVersion, single.UID)
 	}
-	vars := map[string]variable{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v
-	}
+	vars := d.variables()
 	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
 		t.Errorf("variable datasource %+v, want type datasource with query prometheus", v)
 	}
@@ -80,25 +69,16 @@ func TestFleetDashboardStructure(t *testing.T) {
 		t.Errorf("variable job %+v, want a multi-value query variable with All .+ on %s", v, datasourceRef)
 	}
 	ids := map[int]bool{}
-	type box struct{ x, y, w, h int }
-	var boxes []box
+	var layout grid
 	for _, p := range d.allPanels() {
 		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
 		if p.ID <= 0 || ids[p.ID] || p.Title == "" || !slices.Contains(panelTypes, p.Type) {
 			t.Errorf("%s: want a unique positive id, a title and a type of %q", name, panelTypes)
 		}
 		ids[p.ID] = true
-		g := p.GridPos
-		if g == nil || g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
-			t.Errorf("%s: gridPos %+v, want w and h above 0 inside the 24 columns", name, g)
+		if !layout.place(t, name, p) {
 			continue
 		}
-		for _, b := range boxes {
-			if g.X < b.x+b.w && b.x < g.X+g.W && g.Y < b.y+b.h && b.y < g.Y+g.H {
-				t.Errorf("%s: gridPos %+v overlaps another panel's %+v", name, *g, b)
-			}
-		}
-		boxes = append(boxes, box{g.X, g.Y, g.W, g.H})
 		if p.Datasource == nil || p.Datasource.UID != datasourceRef || len(p.Targets) == 0 {
 			t.Errorf("%s: datasource %+v and %d queries, want %s and a query", name, p.Datasource, len(p.Targets), datasourceRef)
 		}

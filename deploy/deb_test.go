@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 // debFiles are the files of the package and their modes.
@@ -117,8 +119,8 @@ func TestIntegrationDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to install a package")
 	}
-	lookPath(t, "dpkg-deb", "dpkg")
-	lookPath(t, "go", "golang")
+	proctest.LookPath(t, "dpkg-deb", "dpkg")
+	proctest.LookPath(t, "go", "golang")
 	upstream, err := os.ReadFile("../VERSION")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"flag"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 	"go.yaml.in/yaml/v3"
 )
@@ -143,7 +145,7 @@ func TestPrometheusRuleIsGenerated(t *testing.T) {
 		t.Errorf("the groups of %s differ from those of rules/%s", prometheusRuleFile, ruleSource)
 	}
 
-	promtool := lookPath(t, "promtool", "prometheus")
+	promtool := proctest.LookPath(t, "promtool", "prometheus")
 	spec, err := yaml.Marshal(map[string]any{"groups": manifest.Spec.Groups})
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +529,7 @@ func TestIntegrationKubernetesContainer(t *testing.T) {
 	if !netnstest.Enter(t) {
 		return
 	}
-	setpriv := lookPath(t, "setpriv", "util-linux")
+	setpriv := proctest.LookPath(t, "setpriv", "util-linux")
 	ds, c := readDaemonSet(t, kubernetesObjects(t))
 	sc := ds.Template.Spec.SecurityContext
 	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
@@ -565,9 +567,9 @@ func TestIntegrationKubernetesContainer(t *testing.T) {
 	}
 	cmd := exec.Command(setpriv, args...)
 	cmd.Env = []string{"TMPDIR=" + emptyDir}
-	daemon := start(t, "tcpadvisor", cmd)
+	daemon := proctest.Start(t, "tcpadvisor", cmd)
 	addr := "127.0.0.1:" + strconv.Itoa(c.Ports[0].ContainerPort)
-	daemon.waitReady(t, "http://"+addr+c.ReadinessProbe.HTTPGet.Path)
+	daemon.WaitReady(t, http.DefaultClient, "http://"+addr+c.ReadinessProbe.HTTPGet.Path)
 	metrics := get(t, "http://"+addr+"/metrics")
 	for _, name := range []string{"netstat", "owners", "sockets", "sockstat", "sysctl"} {
 		if want := `tcpadvisor_scrape_collector_success{collector="` + name + `"} 1`; !strings.Contains(metrics, want) {

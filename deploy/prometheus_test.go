@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
+	"github.com/tcpadvisor/tcpadvisor/internal/promtest"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 	"go.yaml.in/yaml/v3"
 )
@@ -59,41 +60,22 @@ func TestPrometheusRulesAreTheProjects(t *testing.T) {
 // TestPrometheusExamplesCheck runs promtool and amtool over the example
 // configurations; promtool also checks the rule files they load.
 func TestPrometheusExamplesCheck(t *testing.T) {
-	promtool := lookPath(t, "promtool", "prometheus")
+	promtool := proctest.LookPath(t, "promtool", "prometheus")
 	if out, err := exec.Command(promtool, "check", "config", prometheusConfig).CombinedOutput(); err != nil {
 		t.Errorf("promtool check config %s: %v\n%s", prometheusConfig, err, out)
 	}
-	amtool := lookPath(t, "amtool", "prometheus-alertmanager")
+	amtool := proctest.LookPath(t, "amtool", "prometheus-alertmanager")
 	if out, err := exec.Command(amtool, "check-config", alertmanagerConfig).CombinedOutput(); err != nil {
 		t.Errorf("amtool check-config %s: %v\n%s", alertmanagerConfig, err, out)
 	}
-}
-
-// scaledRules writes the project's rules, with their windows scaled by
-// timeScale, into dir, and returns the file's path.
-func scaledRules(t *testing.T, dir string) string {
-	t.Helper()
-	content, err := rules.Files.ReadFile("tcpadvisor.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scaled, err := engine.ScaleRuleFile("rules/tcpadvisor.rules.yml", content, timeScale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "tcpadvisor.rules.yml")
-	if err := os.WriteFile(path, scaled, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestScaledRulesLoadInPrometheus: the Prometheus of the end-to-end test
 // (Debian's, older than the module the engine is built on) reads the
 // scaled rules, whose expressions the engine wrote back.
 func TestScaledRulesLoadInPrometheus(t *testing.T) {
-	promtool := lookPath(t, "promtool", "prometheus")
-	path := scaledRules(t, t.TempDir())
+	promtool := proctest.LookPath(t, "promtool", "prometheus")
+	path := promtest.ScaledRules(t, t.TempDir(), timeScale)
 	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules on the scaled rules: %v\n%s", err, out)
 	}
@@ -137,13 +119,13 @@ func startPrometheus(t *testing.T, bin, addr, target, ruleFile, alertmanager str
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prometheus.yml")
 	writeYAML(t, path, cfg)
-	p := start(t, "prometheus", exec.Command(bin,
+	p := proctest.Start(t, "prometheus", exec.Command(bin,
 		"--config.file="+path,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--web.external-url=http://"+addr,
 	))
-	p.waitReady(t, "http://"+addr+"/-/ready")
+	p.WaitReady(t, http.DefaultClient, "http://"+addr+"/-/ready")
 }
 
 // startAlertmanager starts Debian's Alertmanager on addr with the example
@@ -160,13 +142,13 @@ func startAlertmanager(t *testing.T, bin, addr, webhook string) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "alertmanager.yml")
 	writeYAML(t, path, cfg)
-	p := start(t, "alertmanager on "+addr, exec.Command(bin,
+	p := proctest.Start(t, "alertmanager on "+addr, exec.Command(bin,
 		"--config.file="+path,
 		"--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--cluster.listen-address=", // no gossip: a single instance
 	))
-	p.waitReady(t, "http://"+addr+"/-/ready")
+	p.WaitReady(t, http.DefaultClient, "http://"+addr+"/-/ready")
 }
 
 // notification is the part of Alertmanager's webhook payload the test reads.
@@ -252,8 +234,8 @@ func (w *webhook) wait(t *testing.T, name string, want map[string]string, status
 // labels and annotations, then resolved once the TIME_WAIT sockets are gone
 // (60 s after the churn stops).
 func TestIntegrationPrometheusAlertmanager(t *testing.T) {
-	prometheus := lookPath(t, "prometheus", "prometheus")
-	alertmanager := lookPath(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	prometheus := proctest.LookPath(t, "prometheus", "prometheus")
+	alertmanager := proctest.LookPath(t, "prometheus-alertmanager", "prometheus-alertmanager")
 	if !netnstest.Enter(t) {
 		return
 	}
@@ -273,15 +255,15 @@ func TestIntegrationPrometheusAlertmanager(t *testing.T) {
 	startAlertmanager(t, alertmanager, viaPrometheusAM, viaPrometheus.url)
 	startAlertmanager(t, alertmanager, viaDaemonAM, viaDaemon.url)
 
-	daemon := start(t, "tcpadvisor", exec.Command(binary,
+	daemon := proctest.Start(t, "tcpadvisor", exec.Command(binary,
 		"--web.listen-address="+daemonAddr,
 		"--web.external-url=http://"+daemonAddr,
 		"--rules.time-scale="+fmt.Sprint(timeScale),
 		"--rules.evaluation-interval=1s",
 		"--alertmanager.url=http://"+viaDaemonAM,
 	))
-	daemon.waitReady(t, "http://"+daemonAddr+"/")
-	startPrometheus(t, prometheus, prometheusAddr, daemonAddr, scaledRules(t, t.TempDir()), viaPrometheusAM)
+	daemon.WaitReady(t, http.DefaultClient, "http://"+daemonAddr+"/")
+	startPrometheus(t, prometheus, prometheusAddr, daemonAddr, promtest.ScaledRules(t, t.TempDir(), timeScale), viaPrometheusAM)
 
 	begin := time.Now()
 	netnstest.Serve(t, redisAddr, netnstest.Discard)

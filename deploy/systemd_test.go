@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 const (
@@ -106,7 +108,7 @@ func testUnits(t *testing.T) (service, socket string) {
 // TestSystemdAnalyzeVerify: systemd-analyze verify finds nothing to say
 // about the units.
 func TestSystemdAnalyzeVerify(t *testing.T) {
-	analyze := lookPath(t, "systemd-analyze", "systemd")
+	analyze := proctest.LookPath(t, "systemd-analyze", "systemd")
 	service, socket := testUnits(t)
 	out, err := exec.Command(analyze, "verify", service, socket).CombinedOutput()
 	if err != nil || len(out) > 0 {
@@ -117,7 +119,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 // TestSystemdAnalyzeSecurity asserts the exposure level that
 // `systemd-analyze security --offline=true` prints for the service.
 func TestSystemdAnalyzeSecurity(t *testing.T) {
-	analyze := lookPath(t, "systemd-analyze", "systemd")
+	analyze := proctest.LookPath(t, "systemd-analyze", "systemd")
 	service, _ := testUnits(t)
 	out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", service).CombinedOutput()
 	if err != nil {
@@ -285,8 +287,8 @@ func runUnitUnprivileged(t *testing.T, u unit, extraArgs ...string) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch to nobody with setpriv")
 	}
-	activate := lookPath(t, "systemd-socket-activate", "systemd")
-	setpriv := lookPath(t, "setpriv", "util-linux")
+	activate := proctest.LookPath(t, "systemd-socket-activate", "systemd")
+	setpriv := proctest.LookPath(t, "setpriv", "util-linux")
 	// nobody must be able to execute the binary from its temporary dir.
 	if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
 		t.Fatal(err)
@@ -318,11 +320,11 @@ func runUnitUnprivileged(t *testing.T, u unit, extraArgs ...string) string {
 	addr := netnstest.FreeAddress(t)
 	cmdline := append([]string{"-l", addr, setpriv}, priv...)
 	cmdline = append(cmdline, execStart...)
-	daemon := start(t, "tcpadvisor", exec.Command(activate, cmdline...))
+	daemon := proctest.Start(t, "tcpadvisor", exec.Command(activate, cmdline...))
 	// systemd-socket-activate starts the daemon at the first connection,
 	// which waits in the socket's queue: the first GET is answered.
-	daemon.waitReady(t, "http://"+addr+"/")
-	out, err := exec.Command("ps", "-o", "user=,comm=", "-p", strconv.Itoa(daemon.cmd.Process.Pid)).Output()
+	daemon.WaitReady(t, http.DefaultClient, "http://"+addr+"/")
+	out, err := exec.Command("ps", "-o", "user=,comm=", "-p", strconv.Itoa(daemon.Cmd.Process.Pid)).Output()
 	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "nobody tcpadvisor" {
 		t.Errorf("ps says the daemon is %q (%v), want nobody running tcpadvisor", out, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 )
 
 // instances is the size of the synthetic fleet.
@@ -26,7 +27,7 @@ func startSyntheticFleet(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixture := freeAddress(t)
+	fixture := netnstest.FreeAddress(t)
 	server := &http.Server{Addr: fixture, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		w.Write(golden)
@@ -37,7 +38,7 @@ func startSyntheticFleet(t testing.TB) string {
 	for i := range instances {
 		targets = append(targets, scrapeTarget{Address: fixture, Instance: fmt.Sprintf("host-%02d", i)})
 	}
-	addr := freeAddress(t)
+	addr := netnstest.FreeAddress(t)
 	startPrometheus(t, "", addr, targets, true, "")
 	url := "http://" + addr
 	c := newTestClient(t, url, "")

@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 // The test's hosts: three network namespaces the test makes, joined by
@@ -52,8 +53,8 @@ func makeHosts(t *testing.T) hosts {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make network namespaces")
 	}
-	lookPath(t, "ip", "iproute2")
-	lookPath(t, "nsenter", "util-linux")
+	proctest.LookPath(t, "ip", "iproute2")
+	proctest.LookPath(t, "nsenter", "util-linux")
 	prefix := fmt.Sprintf("tcpadv-fleet-%d-", os.Getpid())
 	h := hosts{mon: prefix + "mon", app: prefix + "app", redis: prefix + "redis"}
 	for _, name := range []string{h.mon, h.app, h.redis} {
@@ -111,17 +112,17 @@ func inCgroup(dir string, cmd *exec.Cmd) *exec.Cmd {
 // instances app-1 and redis-1 with the project's rules loaded and scaled.
 func startFleet(t *testing.T) hosts {
 	t.Helper()
-	redisServer := lookPath(t, "redis-server", "redis-server")
-	lookPath(t, "prometheus", "prometheus")
+	redisServer := proctest.LookPath(t, "redis-server", "redis-server")
+	proctest.LookPath(t, "prometheus", "prometheus")
 	h := makeHosts(t)
 	redisUnit := cgrouptest.Child(t, fmt.Sprintf("tcpadvisor-fleet-test-redis-%d.service", os.Getpid()))
-	start(t, "redis-server", inCgroup(redisUnit, inNetns(h.redis, redisServer,
+	proctest.Start(t, "redis-server", inCgroup(redisUnit, inNetns(h.redis, redisServer,
 		"--port", "6379", "--bind", addr(redisApp), "--save", "", "--appendonly", "no", "--protected-mode", "no")))
 	var targets []scrapeTarget
 	for _, d := range []struct{ ns, cidr, instance string }{{h.app, appMon, "app-1"}, {h.redis, redisMon, "redis-1"}} {
 		listen := addr(d.cidr) + ":" + daemonPort
-		p := start(t, "tcpadvisor on "+d.instance, inNetns(d.ns, binary, "--web.listen-address="+listen))
-		p.waitReady(t, httpClientIn(t, h.mon), "http://"+listen+"/")
+		p := proctest.Start(t, "tcpadvisor on "+d.instance, inNetns(d.ns, binary, "--web.listen-address="+listen))
+		p.WaitReady(t, httpClientIn(t, h.mon), "http://"+listen+"/")
 		targets = append(targets, scrapeTarget{Address: listen, Instance: d.instance})
 	}
 	startPrometheus(t, h.mon, prometheus, targets, true, "")
@@ -151,7 +152,7 @@ print(n, flush=True)
 
 // startClient starts the Python client on app, in a unit of its own, for
 // seconds.
-func startClient(t *testing.T, h hosts, mode string, seconds int) *process {
+func startClient(t *testing.T, h hosts, mode string, seconds int) *proctest.Process {
 	t.Helper()
 	python := "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import redis").Run(); err != nil {
@@ -162,22 +163,14 @@ func startClient(t *testing.T, h hosts, mode string, seconds int) *process {
 	stdin := &bytes.Buffer{}
 	stdin.WriteString("go\n")
 	cmd.Stdin = stdin
-	return start(t, "redis client ("+mode+")", inCgroup(unit, cmd))
+	return proctest.Start(t, "redis client ("+mode+")", inCgroup(unit, cmd))
 }
 
 // advise runs tcpadvisor advise --prometheus.url on mon and returns its
 // standard output, standard error and exit code.
 func advise(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("run advise: %v", err)
-	}
-	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	return proctest.Run(t, inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...))
 }
 
 // TestIntegrationFleetJoinsBothEnds: app-1's Python client opens a
@@ -210,7 +203,7 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no joined advice after 60 s; last report:\n%s\nstderr: %s\nclient: %s", stdout, stderr, client.output.String())
+			t.Fatalf("no joined advice after 60 s; last report:\n%s\nstderr: %s\nclient: %s", stdout, stderr, client.Output())
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -239,7 +232,7 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	// The join was by address: redis-1's exporter lists the addresses of
 	// its own namespace, and no other.
 	mon := httpClientIn(t, h.mon)
-	status, body := get(t, mon, "http://"+prometheus+`/api/v1/query?query=tcpadvisor_local_address_info{instance="redis-1"}`)
+	status, body := proctest.Get(t, mon, "http://"+prometheus+`/api/v1/query?query=tcpadvisor_local_address_info{instance="redis-1"}`)
 	var answer struct {
 		Data struct {
 			Result []struct {
@@ -266,9 +259,9 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	}
 
 	// The fleet page, in mon, serves the same advice.
-	page := start(t, "tcpadvisor fleet", inNetns(h.mon, binary, "fleet", "--prometheus.url=http://"+prometheus, "--web.listen-address="+fleetPage))
-	page.waitReady(t, mon, "http://"+fleetPage+"/")
-	status, body = get(t, mon, "http://"+fleetPage+"/advice?format=json")
+	page := proctest.Start(t, "tcpadvisor fleet", inNetns(h.mon, binary, "fleet", "--prometheus.url=http://"+prometheus, "--web.listen-address="+fleetPage))
+	page.WaitReady(t, mon, "http://"+fleetPage+"/")
+	status, body = proctest.Get(t, mon, "http://"+fleetPage+"/advice?format=json")
 	var served Report
 	if err := json.Unmarshal([]byte(body), &served); status != 200 || err != nil {
 		t.Fatalf("fleet page: %d %v\n%s", status, err, body)
@@ -276,7 +269,7 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	if len(served.Advice) != 1 || served.Advice[0].Summary != want || served.Advice[0].Server == nil {
 		t.Errorf("fleet page advice %+v, want the one joined advice %q", served.Advice, want)
 	}
-	status, html := get(t, mon, "http://"+fleetPage+"/advice")
+	status, html := proctest.Get(t, mon, "http://"+fleetPage+"/advice")
 	if status != 200 || !strings.Contains(html, "redis-1:6379 (redis-server)") {
 		t.Errorf("fleet page HTML (%d) lacks the joined advice:\n%s", status, html)
 	}
@@ -291,13 +284,13 @@ func TestIntegrationFleetPooledClient(t *testing.T) {
 	h := startFleet(t)
 	client := startClient(t, h, "pooled", 15)
 	select {
-	case <-client.exited:
+	case <-client.Exited():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the pooled client did not end in 30 s")
 	}
-	requests, err := strconv.Atoi(strings.TrimSpace(client.output.String()))
+	requests, err := strconv.Atoi(strings.TrimSpace(client.Output()))
 	if err != nil || requests < 100 {
-		t.Fatalf("the pooled client made %q requests, want at least 100", client.output.String())
+		t.Fatalf("the pooled client made %q requests, want at least 100", client.Output())
 	}
 	// Fifteen seconds of requests: five times the scaled for: of the
 	// churn rules.
@@ -316,12 +309,12 @@ func TestIntegrationFleetPooledClient(t *testing.T) {
 // within --timeout.
 func TestIntegrationFleetErrors(t *testing.T) {
 	silent := listenSilently(t)
-	bare := freeAddress(t)
+	bare := netnstest.FreeAddress(t)
 	startPrometheus(t, "", bare, nil, false, "")
 	cases := []struct {
 		name, url, want string
 	}{
-		{"down", "http://" + freeAddress(t), "connection refused; is Prometheus running there?"},
+		{"down", "http://" + netnstest.FreeAddress(t), "connection refused; is Prometheus running there?"},
 		{"never answers", "http://" + silent, "no answer to query topk(500, ALERTS{advice!=\"\"}) within --timeout"},
 		{"no rules", "http://" + bare, "evaluates none of tcpadvisor's rules"},
 		{"wrong path", "http://" + bare + "/prometheus", "not found (HTTP 404): is it the server's base URL"},
@@ -329,20 +322,17 @@ func TestIntegrationFleetErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			begin := time.Now()
-			cmd := exec.Command(binary, "advise", "--prometheus.url="+c.url, "--timeout=2s")
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			cmd.Run()
+			stdout, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url="+c.url, "--timeout=2s"))
 			took := time.Since(begin)
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
+			if code != 2 {
 				t.Errorf("exit code %d, want 2", code)
 			}
-			lines := strings.Split(strings.TrimRight(errOut.String(), "\n"), "\n")
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
 			if len(lines) != 1 || !strings.Contains(lines[0], c.want) || !strings.HasPrefix(lines[0], "tcpadvisor: --prometheus.url=") {
-				t.Errorf("stderr %q, want one line naming --prometheus.url and saying %q", errOut.String(), c.want)
+				t.Errorf("stderr %q, want one line naming --prometheus.url and saying %q", stderr, c.want)
 			}
-			if out.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", out.String())
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
 			}
 			if took > 10*time.Second {
 				t.Errorf("took %v with --timeout=2s", took)
@@ -373,14 +363,11 @@ func TestFleetFlagErrors(t *testing.T) {
 		{[]string{"fleet"}, "tcpadvisor: --prometheus.url is required"},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(binary, c.args...)
-		var errOut bytes.Buffer
-		cmd.Stderr = &errOut
-		cmd.Run()
-		if code := cmd.ProcessState.ExitCode(); code != 2 {
+		_, got, code := proctest.Run(t, exec.Command(binary, c.args...))
+		if code != 2 {
 			t.Errorf("%v: exit code %d, want 2", c.args, code)
 		}
-		if got := errOut.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, c.want) {
+		if strings.Count(got, "\n") != 1 || !strings.Contains(got, c.want) {
 			t.Errorf("%v: stderr %q, want one line with %q", c.args, got, c.want)
 		}
 	}
@@ -406,15 +393,11 @@ func TestIntegrationFleetClientConfig(t *testing.T) {
 	clientConfig := filepath.Join(dir, "client.yml")
 	write(clientConfig, "basic_auth:\n  username: fleet\n  password_file: "+password+"\n")
 
-	addr := freeAddress(t)
+	addr := netnstest.FreeAddress(t)
 	startPrometheus(t, "", addr, nil, true, "fleet:fleet-test-password", "--web.config.file="+webConfig)
 
 	run := func(args ...string) (string, string, int) {
-		cmd := exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		cmd.Run()
-		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+		return proctest.Run(t, exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...))
 	}
 	_, stderr, code := run()
 	t.Logf("without credentials: %s", stderr)
@@ -427,18 +410,18 @@ func TestIntegrationFleetClientConfig(t *testing.T) {
 		t.Errorf("with credentials: exit %d\n%s\n%s\nwant exit 0, no advice", code, stdout, stderr)
 	}
 
-	page := freeAddress(t)
-	p := start(t, "tcpadvisor fleet", exec.Command(binary, "fleet", "--prometheus.url=http://"+addr, "--prometheus.config.file="+clientConfig, "--web.listen-address="+page))
+	page := netnstest.FreeAddress(t)
+	p := proctest.Start(t, "tcpadvisor fleet", exec.Command(binary, "fleet", "--prometheus.url=http://"+addr, "--prometheus.config.file="+clientConfig, "--web.listen-address="+page))
 	client := httpClientIn(t, "")
-	p.waitReady(t, client, "http://"+page+"/")
-	if status, body := get(t, client, "http://"+page+"/advice?format=json"); status != 200 || !strings.Contains(body, `"advice": []`) {
+	p.WaitReady(t, client, "http://"+page+"/")
+	if status, body := proctest.Get(t, client, "http://"+page+"/advice?format=json"); status != 200 || !strings.Contains(body, `"advice": []`) {
 		t.Errorf("fleet page with credentials: %d\n%s", status, body)
 	}
 
-	down := freeAddress(t)
-	p = start(t, "tcpadvisor fleet toward nothing", exec.Command(binary, "fleet", "--prometheus.url=http://"+freeAddress(t), "--web.listen-address="+down))
-	p.waitReady(t, client, "http://"+down+"/")
-	if status, body := get(t, client, "http://"+down+"/advice"); status != 502 || !strings.Contains(body, "connection refused; is Prometheus running there?") {
+	down := netnstest.FreeAddress(t)
+	p = proctest.Start(t, "tcpadvisor fleet toward nothing", exec.Command(binary, "fleet", "--prometheus.url=http://"+netnstest.FreeAddress(t), "--web.listen-address="+down))
+	p.WaitReady(t, client, "http://"+down+"/")
+	if status, body := proctest.Get(t, client, "http://"+down+"/advice"); status != 502 || !strings.Contains(body, "connection refused; is Prometheus running there?") {
 		t.Errorf("fleet page toward a server that is down: %d %q, want 502 and the reason", status, body)
 	}
 }
@@ -466,12 +449,9 @@ func TestFleetTimeoutAmidTheEvidence(t *testing.T) {
 	}))
 	defer server.Close()
 	begin := time.Now()
-	cmd := exec.Command(binary, "advise", "--prometheus.url="+server.URL, "--timeout=1s")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.Run()
-	if code := cmd.ProcessState.ExitCode(); code != 2 || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "within --timeout") {
-		t.Errorf("exit %d, stderr %q: want 2 and one line saying the deadline passed", code, errOut.String())
+	_, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url="+server.URL, "--timeout=1s"))
+	if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "within --timeout") {
+		t.Errorf("exit %d, stderr %q: want 2 and one line saying the deadline passed", code, stderr)
 	}
 	if took := time.Since(begin); took > 8*time.Second {
 		t.Errorf("took %v with --timeout=1s", took)

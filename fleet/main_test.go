@@ -1,9 +1,7 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,13 +9,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
+	"github.com/tcpadvisor/tcpadvisor/internal/promtest"
 	"github.com/vishvananda/netns"
 	"go.yaml.in/yaml/v3"
 )
@@ -30,96 +27,6 @@ func TestMain(m *testing.M) { buildtest.Main(m, &binary) }
 // timeScale shrinks the rules' windows that the test's Prometheus
 // evaluates: the pool advice's for: 5m holds after 3 s.
 const timeScale = 0.01
-
-// lookPath returns the path of a program, or skips the test, naming the
-// Debian package that has it.
-func lookPath(t testing.TB, program, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(program)
-	if err != nil {
-		t.Skipf("%s not found (Debian package %s)", program, pkg)
-	}
-	return p
-}
-
-// process is a program a test started; it is stopped, by its PID, when the
-// test ends.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	output syncBuffer
-	exited chan struct{}
-	err    error
-}
-
-// start starts cmd and registers its stop: SIGTERM, then SIGKILL after 10 s.
-// Its output is logged if the test fails.
-func start(t testing.TB, name string, cmd *exec.Cmd) *process {
-	t.Helper()
-	p := &process{name: name, cmd: cmd, exited: make(chan struct{})}
-	if cmd.Stdout == nil {
-		cmd.Stdout = &p.output
-	}
-	cmd.Stderr = &p.output
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.output.String())
-		}
-	})
-	return p
-}
-
-// waitReady polls url with client until it answers 200, for at most 30 s.
-func (p *process) waitReady(t testing.TB, client *http.Client, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.output.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not ready after 30s:\n%s", p.name, url, p.output.String())
-		}
-	}
-}
-
-// syncBuffer collects a process's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // scrapeTarget is one static target of the test's Prometheus.
 type scrapeTarget struct {
@@ -135,7 +42,7 @@ type scrapeTarget struct {
 // "") are those it asks for.
 func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, withRules bool, credentials string, args ...string) {
 	t.Helper()
-	bin := lookPath(t, "prometheus", "prometheus")
+	bin := proctest.LookPath(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	var configs []any
 	for _, target := range targets {
@@ -149,19 +56,7 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 		"scrape_configs": []any{map[string]any{"job_name": "tcpadvisor", "static_configs": configs}},
 	}
 	if withRules {
-		content, err := rules.Files.ReadFile("tcpadvisor.rules.yml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		scaled, err := engine.ScaleRuleFile("rules/tcpadvisor.rules.yml", content, timeScale)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, "tcpadvisor.rules.yml")
-		if err := os.WriteFile(path, scaled, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg["rule_files"] = []string{path}
+		cfg["rule_files"] = []string{promtest.ScaledRules(t, dir, timeScale)}
 	}
 	content, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -171,7 +66,7 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, "prometheus", inNetns(nsName, bin, append([]string{
+	p := proctest.Start(t, "prometheus", inNetns(nsName, bin, append([]string{
 		"--config.file=" + path,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,
@@ -180,7 +75,7 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 	if credentials != "" {
 		userinfo = credentials + "@"
 	}
-	p.waitReady(t, httpClientIn(t, nsName), "http://"+userinfo+addr+"/-/ready")
+	p.WaitReady(t, httpClientIn(t, nsName), "http://"+userinfo+addr+"/-/ready")
 }
 
 // inNetns returns the command of program run in the network namespace
@@ -223,32 +118,6 @@ func httpClientIn(t testing.TB, nsName string) *http.Client {
 		return d.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-}
-
-// get returns the status and body of GET url.
-func get(t testing.TB, client *http.Client, url string) (int, string) {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// freeAddress returns a 127.0.0.1 ADDRESS:PORT that nothing listens on.
-func freeAddress(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // listenSilently returns the address of a listener that accepts

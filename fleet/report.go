@@ -158,7 +158,7 @@ func (h *heldLogs) release(ctx context.Context) {
 // rank orders advice by severity, then port pressure, then host.
 func rank(list []Advice) {
 	slices.SortStableFunc(list, func(a, b Advice) int {
-		if n := cmp.Compare(severityRank(b.Severity), severityRank(a.Severity)); n != 0 {
+		if n := cmp.Compare(advisor.SeverityRank(b.Severity), advisor.SeverityRank(a.Severity)); n != 0 {
 			return n
 		}
 		if n := cmp.Compare(b.Pressure, a.Pressure); n != 0 {
@@ -169,16 +169,6 @@ func rank(list []Advice) {
 		}
 		return cmp.Compare(a.Instance, b.Instance)
 	})
-}
-
-func severityRank(s string) int {
-	switch s {
-	case "critical":
-		return 2
-	case "warning":
-		return 1
-	}
-	return 0
 }
 
 // regexOf returns a regular expression matching exactly the values.
@@ -367,7 +357,7 @@ func fold(all []Advice, servers map[int]engine.Sample, owners []engine.Sample) [
 					e.Name = hostOf(end.Instance) + ": " + e.Name
 					a.Evidence = append(a.Evidence, e)
 				}
-				if severityRank(b.Severity) > severityRank(a.Severity) {
+				if advisor.SeverityRank(b.Severity) > advisor.SeverityRank(a.Severity) {
 					a.Severity = b.Severity
 				}
 			}

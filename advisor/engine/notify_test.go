@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,11 +12,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 // fireAndResolve runs cycles one second apart from start until the test
@@ -252,70 +251,15 @@ receivers:
 		t.Fatal(err)
 	}
 	addr := netnstest.FreeAddress(t)
-	var output syncBuffer
-	cmd := exec.Command(bin,
+	p := proctest.Start(t, "alertmanager", exec.Command(bin,
 		"--config.file="+configFile,
 		"--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--cluster.listen-address=", // no gossip: a single instance
-	)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", output.String())
-		}
-	})
-
+	))
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited: %v\n%s", waitErr, output.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready on %s after 30s:\n%s", addr, output.String())
-		}
-	}
-}
-
-// syncBuffer collects a process's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	p.WaitReady(t, http.DefaultClient, base+"/-/ready")
+	return base
 }
 
 func TestAlertmanagerURLs(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,20 +156,7 @@ func TestIntegrationCgroupOwner(t *testing.T) {
 	unit := fmt.Sprintf("tcpadvisor-test-%d.service", os.Getpid())
 	dir := cgrouptest.Child(t, unit)
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), helperEnv+"=dial "+ln.Addr().String())

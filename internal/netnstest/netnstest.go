@@ -126,7 +126,7 @@ func Churn(t *testing.T, addr string, n int) {
 }
 
 // FreeAddress returns a 127.0.0.1 ADDRESS:PORT that nothing listens on.
-func FreeAddress(t *testing.T) string {
+func FreeAddress(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
