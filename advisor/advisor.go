@@ -201,13 +201,25 @@ func (a *Advisor) advise(ctx context.Context, alert engine.Alert) Advice {
 		return adv
 	}
 	s := situation{target: t, facts: a.facts(ctx, t)}
-	if q, ok := ownersQuery(t); ok {
+	if d.owners != nil {
+		s.owner = a.owner(ctx, t, d.owners(t), nil)
+	} else if q, ok := ownersQuery(t); ok {
 		s.owner = a.owner(ctx, t, q, nil)
-		adv.Owner = s.owner
+		if s.owner == nil && t.Outbound() {
+			// The tracer names the opener of connections too short-lived
+			// for any sample to hold one.
+			s.owner = a.owner(ctx, t, tracedOpeners(t), nil)
+		}
 		adv.Evidence = append(adv.Evidence, a.evidence(ctx, t, q)...)
 	}
-	if isChurn(adv.ID) {
+	adv.Owner = s.owner
+	switch {
+	case isChurn(adv.ID):
 		d = a.churn(ctx, &adv, &s)
+	case d.flow && t.Outbound():
+		s.server = a.server(ctx, t, t.destinationIsLocal())
+		s.client = s.owner
+		adv.Client, adv.Server = s.client, s.server
 	}
 	evidence := a.evidence(ctx, t, d.evidence(t)...)
 	adv.Evidence = append(evidence, adv.Evidence...)
@@ -234,6 +246,12 @@ func ownersQuery(t Target) (evidenceQuery, bool) {
 		return evidenceQuery{name: "sockets held by", expr: "tcpadvisor_inbound_owner_sockets", match: t.port(), by: "owner"}, true
 	}
 	return evidenceQuery{}, false
+}
+
+// tracedOpeners is the query of the processes that opened connections
+// toward the target's destination, as the connection tracer counted them.
+func tracedOpeners(t Target) evidenceQuery {
+	return evidenceQuery{expr: "tcpadvisor_outbound_connections_opened_total", match: t.destination()}
 }
 
 // query runs expr restricted to the target's scope and to match, its

@@ -9,7 +9,7 @@ const Pool ID = "pool"
 func init() {
 	register(definition{
 		id:             Pool,
-		alerts:         []string{"TcpadvisorConnectionPerRequest"},
+		alerts:         []string{"TcpadvisorConnectionPerRequest", "TcpadvisorShortLivedConnections"},
 		evidence:       flowEvidence,
 		recommendation: poolRecommendation,
 		fixes:          poolFixes,
@@ -29,6 +29,11 @@ func flowEvidence(t Target) []evidenceQuery {
 		{name: "ephemeral ports held" + to, expr: `tcpadvisor_outbound_ephemeral_sockets`, match: d},
 		{name: "port-pressure ratio" + to, expr: `tcpadvisor_outbound_port_pressure_ratio`, match: d},
 		closesEvidence,
+		// The connection tracer's counts, where it runs: absent
+		// elsewhere, and then not shown.
+		{name: "connections opened per second" + to, expr: `sum(rate(tcpadvisor_outbound_connections_opened_total[5m]))`, match: d},
+		{name: "mean connection lifetime in seconds" + to, expr: `sum(rate(tcpadvisor_outbound_connection_lifetime_seconds_sum[5m])) / sum(rate(tcpadvisor_outbound_connection_lifetime_seconds_count[5m]))`, match: d},
+		{name: "connect() failures per second" + to + ", errno", expr: `sum by (errno) (rate(tcpadvisor_outbound_connect_failures_total[5m])) > 0`, match: d, by: "errno"},
 	}
 }
 

@@ -12,6 +12,13 @@ type definition struct {
 	id ID
 	// alerts are the names of the alerts whose advice label is id.
 	alerts []string
+	// owners, when set, finds who the advice is about instead of the
+	// owners of the target's sockets.
+	owners func(t Target) evidenceQuery
+	// flow says the advice is about a flow toward a destination, as the
+	// churn advice is: the advisor names its server (and the protocol the
+	// fixes follow) and its client, without choosing another advice.
+	flow bool
 	// evidence lists the series to show, given the alert's target.
 	evidence func(t Target) []evidenceQuery
 	// recommendation says what to change, in a sentence or three.

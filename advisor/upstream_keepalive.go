@@ -9,7 +9,7 @@ const UpstreamKeepalive ID = "upstream-keepalive"
 func init() {
 	register(definition{
 		id:             UpstreamKeepalive,
-		alerts:         []string{"TcpadvisorConnectionPerRequest", "TcpadvisorServerSideChurn"},
+		alerts:         []string{"TcpadvisorConnectionPerRequest", "TcpadvisorShortLivedConnections", "TcpadvisorServerSideChurn"},
 		evidence:       flowEvidence,
 		recommendation: keepaliveRecommendation,
 		fixes:          keepaliveFixes,
