@@ -149,6 +149,7 @@ func (a *adviseCommand) sample(ctx context.Context, opts exporter.Options, ruleF
 	if err != nil {
 		return advisor.Report{}, err
 	}
+	defer exp.Close()
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(exp)
 	duration := *a.duration

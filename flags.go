@@ -149,6 +149,7 @@ type collectorFlags struct {
 	netns           *bool
 	netnsMax        *int
 	runNetnsPath    *string
+	tracerBTFPath   *string
 }
 
 func addCollectorFlags(app *kingpin.Application) *collectorFlags {
@@ -196,6 +197,8 @@ func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 		"Network namespaces collected at most, the exporter's own first; the rest are counted in tcpadvisor_netns_over_limit.",
 		64, 1)
 	f.runNetnsPath = app.Flag("path.run-netns", "Where ip netns keeps named network namespaces.").Default("/run/netns").String()
+	f.tracerBTFPath = app.Flag("collector.connections.btf-path",
+		"A BTF file describing the running kernel, for the connection tracer on kernels without /sys/kernel/btf/vmlinux (tests point it at a missing file to run without BTF).").Hidden().Default("").String()
 	return f
 }
 
@@ -220,6 +223,7 @@ func (f *collectorFlags) options() exporter.Options {
 		NetnsMax:         *f.netnsMax,
 		RunNetnsPath:     *f.runNetnsPath,
 	}
+	opts.Tracer.BTFPath = *f.tracerBTFPath
 	for _, name := range exporter.CollectorNames {
 		if *f.enabled[name] {
 			opts.Collectors = append(opts.Collectors, name)

@@ -68,6 +68,8 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	if err != nil {
 		return err
 	}
+	// Detaches the connection tracer, also on SIGTERM (run returns then).
+	defer exp.Close()
 	// The advisor samples a registry of its own, holding only the exporter:
 	// the rules read nothing else.
 	sampled := prometheus.NewRegistry()

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +17,13 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
 	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 	"golang.org/x/sys/unix"
 )
 
 // CollectorNames lists every collector, as named in the collector label and
 // in the --collector.NAME flags.
-var CollectorNames = []string{"netstat", "sockets", "sockstat", "sysctl"}
+var CollectorNames = []string{"connections", "netstat", "sockets", "sockstat", "sysctl"}
 
 // Options configure an Exporter that reads the running kernel.
 type Options struct {
@@ -44,6 +48,9 @@ type Options struct {
 	Owners           bool
 	OwnersScanBudget int
 	CgroupPath       string
+	// Tracer configures the connections collector's eBPF tracer; its
+	// Netns is set from Netns.
+	Tracer tracer.Options
 }
 
 // NewFromOptions returns an Exporter reading the kernel the process runs on:
@@ -70,6 +77,13 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		cancel()
 		resolver = ownerResolver{r}
 		collectors["owners"] = NewOwnersCollector(r.Status)
+	}
+	if slices.Contains(opts.Collectors, "connections") {
+		c, err := newConnectionsCollector(opts, resolver, logger)
+		if err != nil {
+			return nil, err
+		}
+		collectors["connections"] = c
 	}
 	if !opts.Netns {
 		host, err := namespaceCollectors(opts, hostSources(fs, sockdiag.Dial, resolver), nil)
@@ -102,6 +116,63 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		},
 		resolver)
 	return New(collectors, opts.Timeout, logger), nil
+}
+
+// newConnectionsCollector loads the connection tracer: over the exporter's
+// own network namespace, or with opts.Netns over every one, each labelled
+// with the name --collector.netns gives it.
+func newConnectionsCollector(opts Options, resolver OwnerResolver, logger *slog.Logger) (*ConnectionsCollector, error) {
+	sources := ConnectionsSources{Owners: resolver}
+	tracerOpts := opts.Tracer
+	if opts.Netns {
+		names := &netnsNames{discover: func() (netns.Discovery, error) {
+			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
+		}}
+		sources.NetnsName = names.name
+	} else {
+		var st unix.Stat_t
+		path := filepath.Join(opts.ProcPath, "self", "ns", "net")
+		if err := unix.Stat(path, &st); err != nil {
+			return nil, fmt.Errorf("find the exporter's network namespace for the connection tracer: %w", err)
+		}
+		tracerOpts.Netns = uint32(st.Ino)
+	}
+	sources.Load = func() (*tracer.Tracer, error) { return tracer.Load(tracerOpts) }
+	return NewConnectionsCollector(sources, opts.Limits, opts.NetnsMax, logger), nil
+}
+
+// netnsNames names network namespaces by inode number as --collector.netns
+// labels them, discovering them again when an unknown one shows up, at most
+// once a second.
+type netnsNames struct {
+	discover func() (netns.Discovery, error)
+
+	mu         sync.Mutex
+	names      map[uint32]string
+	discovered time.Time
+}
+
+func (n *netnsNames) name(inode uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if name, ok := n.names[inode]; ok {
+		return name
+	}
+	if time.Since(n.discovered) >= time.Second {
+		n.discovered = time.Now()
+		if found, err := n.discover(); err == nil {
+			n.names = make(map[uint32]string, len(found.Namespaces))
+			for _, ns := range found.Namespaces {
+				n.names[uint32(ns.Inode)] = ns.Name
+			}
+		}
+		if name, ok := n.names[inode]; ok {
+			return name
+		}
+	}
+	// Gone already, or past --collector.netns.max: named as Discover
+	// names a namespace it finds no better name for.
+	return "inode:" + strconv.FormatUint(uint64(inode), 10)
 }
 
 // unitOfPID names the unit or container a process runs in, to label the
@@ -171,6 +242,8 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 			collectors[name] = NewNetstatCollector(src.proc, constLabels)
 		case "sockstat":
 			collectors[name] = NewSockstatCollector(src.netFS, constLabels)
+		case "connections":
+			// One tracer sees every namespace: NewFromOptions makes it.
 		default:
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}

@@ -67,6 +67,7 @@ type Point struct {
 // the rules over the samples, as the daemon does, and keeps what the report
 // needs.
 type meter struct {
+	exp    *exporter.Exporter
 	eng    *engine.Engine
 	adv    *advisor.Advisor
 	logger *slog.Logger
@@ -90,9 +91,10 @@ func newMeter(cfg Config, ports []int) (*meter, error) {
 		Interval: sampleInterval(cfg.Duration), TimeScale: cfg.TimeScale, Logger: cfg.Logger,
 	}, registry)
 	if err != nil {
+		exp.Close()
 		return nil, err
 	}
-	m := &meter{eng: eng, adv: advisor.New(eng, cfg.ReadSysctl, cfg.Logger), logger: cfg.Logger, m: Measurement{Advice: []FiredAdvice{}}}
+	m := &meter{exp: exp, eng: eng, adv: advisor.New(eng, cfg.ReadSysctl, cfg.Logger), logger: cfg.Logger, m: Measurement{Advice: []FiredAdvice{}}}
 	for _, p := range ports {
 		m.ports = append(m.ports, strconv.Itoa(p))
 	}
@@ -216,7 +218,10 @@ func (m *meter) measurement() Measurement {
 	return m.m
 }
 
-func (m *meter) close() { _ = m.eng.Close() }
+func (m *meter) close() {
+	_ = m.eng.Close()
+	m.exp.Close()
+}
 
 // String names an advice and its target, as the table shows it: "pool
 // 127.0.0.1:6379", "upstream-keepalive :5000".
