@@ -8,6 +8,9 @@
 set -eu
 cd "$(dirname "$0")"
 out=${OUTPUT_DIR:-.}
+# The compiler's version goes beside the object: another clang makes other
+# bytes, so the staleness test compares only builds of the same one.
+clang --version | head -n 1 > "$out/tracer_bpfel.clang"
 # -fdebug-prefix-map keeps the build directory out of the object's BTF line
 # information, so that the object is the same wherever it is built.
 GOPACKAGE=tracer exec go tool bpf2go \

@@ -101,7 +101,10 @@ type namespaceTable struct {
 type destinationRow struct {
 	owners      map[Owner]*OutboundCounts
 	otherOwners OutboundCounts
-	active      time.Time
+	// otherUsed: otherOwners counted something, and is reported from then
+	// on.
+	otherUsed bool
+	active    time.Time
 }
 
 type portRow struct {
@@ -160,6 +163,7 @@ func (t *Tables) AddOutbound(netns string, dest Destination, owner Owner, counts
 	}
 	if len(row.owners) >= t.limits.Owners {
 		row.otherOwners.Add(counts)
+		row.otherUsed = true
 		return
 	}
 	c := *counts
@@ -251,7 +255,7 @@ func (t *Tables) Each(outbound func(OutboundRow), inbound func(InboundRow)) {
 			for owner, c := range row.owners {
 				outbound(OutboundRow{Netns: name, Destination: &dest, Owner: &owner, Counts: c})
 			}
-			if len(row.owners) >= t.limits.Owners {
+			if row.otherUsed {
 				outbound(OutboundRow{Netns: name, Destination: &dest, Counts: &row.otherOwners})
 			}
 		}
