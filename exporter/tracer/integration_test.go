@@ -1,0 +1,196 @@
+package tracer
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"golang.org/x/sys/unix"
+)
+
+// ownNetns returns the inode number of the test's network namespace.
+func ownNetns(t *testing.T) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
+// loadOrSkip loads the tracer with hook, or skips where the kernel or the
+// privileges do not allow it.
+func loadOrSkip(t *testing.T, opts Options, hook string) *Tracer {
+	t.Helper()
+	opts = opts.withDefaults()
+	types, err := loadBTF(opts.BTFPath)
+	if err != nil {
+		t.Skipf("no BTF: %v", err)
+	}
+	tr, err := load(opts, types, hook)
+	if err != nil {
+		if reason := reasonOf(err); reason == ReasonNoPrivileges || reason == ReasonKernelTooOld {
+			t.Skipf("cannot load the tracer (%s): %v", reason, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// drainUntil drains tr, adding up the counts of every drain, until done
+// says they are complete or 5 s passed: the peer's side of a close runs
+// asynchronously.
+func drainUntil(t *testing.T, tr *Tracer, done func(out map[uint16]OutboundCounts, in map[uint16]InboundCounts) bool) (map[uint16]OutboundCounts, map[uint16]InboundCounts, *Drained) {
+	t.Helper()
+	out, in := map[uint16]OutboundCounts{}, map[uint16]InboundCounts{}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := tr.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range d.Outbound {
+			c := out[o.Port]
+			c.Add(&o.Counts)
+			out[o.Port] = c
+		}
+		for _, i := range d.Inbound {
+			c := in[i.Port]
+			c.Add(&i.Counts)
+			in[i.Port] = c
+		}
+		if done(out, in) || time.Now().After(deadline) {
+			return out, in, d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestIntegrationHooks checks, with each hook, what the tracer counts of
+// connections closed by the client, closed by the server, and refused.
+func TestIntegrationHooks(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	for _, hook := range []string{HookBTF, HookRaw} {
+		t.Run(hook, func(t *testing.T) {
+			tr := loadOrSkip(t, Options{Netns: ownNetns(t)}, hook)
+			clientFirst := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+			serverFirst := netnstest.Serve(t, "127.0.0.1:0", func(net.Conn) {})
+			refused := netnstest.FreeAddress(t)
+			netnstest.Churn(t, clientFirst.Addr().String(), 3)
+			for range 2 {
+				c, err := net.Dial("tcp4", serverFirst.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Read(make([]byte, 1)) // until the server's FIN
+				c.Close()
+			}
+			if _, err := net.Dial("tcp4", refused); !errors.Is(err, unix.ECONNREFUSED) {
+				t.Fatalf("dial %s: %v, want ECONNREFUSED", refused, err)
+			}
+			cf, sf := port(clientFirst), port(serverFirst)
+			out, in, _ := drainUntil(t, tr, func(out map[uint16]OutboundCounts, in map[uint16]InboundCounts) bool {
+				return in[cf].Closed[ClosedPeer] == 3 && in[sf].Closed[ClosedLocal] == 2
+			})
+			want := map[uint16]OutboundCounts{
+				cf: {Opened: 3, Closed: [NumClosers]uint64{ClosedLocal: 3}, Lifetimes: 3},
+				sf: {Opened: 2, Closed: [NumClosers]uint64{ClosedPeer: 2}, Lifetimes: 2},
+				port2(refused): {Failed: [NumFailures]uint64{FailureECONNREFUSED: 1}},
+			}
+			wantIn := map[uint16]InboundCounts{
+				cf: {Accepted: 3, Closed: [NumClosers]uint64{ClosedPeer: 3}, Lifetimes: 3},
+				sf: {Accepted: 2, Closed: [NumClosers]uint64{ClosedLocal: 2}, Lifetimes: 2},
+			}
+			for p, w := range want {
+				got := out[p]
+				if w.Lifetimes > 0 && got.LifetimeNanos == 0 {
+					t.Errorf("outbound to port %d: no lifetime summed", p)
+				}
+				got.LifetimeNanos = 0
+				if got != w {
+					t.Errorf("outbound to port %d = %+v, want %+v", p, got, w)
+				}
+			}
+			for p, w := range wantIn {
+				got := in[p]
+				if got.LifetimeNanos == 0 {
+					t.Errorf("inbound on port %d: no lifetime summed", p)
+				}
+				got.LifetimeNanos = 0
+				if got != w {
+					t.Errorf("inbound on port %d = %+v, want %+v", p, got, w)
+				}
+			}
+		})
+	}
+}
+
+func port(ln net.Listener) uint16 { return uint16(ln.Addr().(*net.TCPAddr).Port) }
+
+func port2(addr string) uint16 {
+	a, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		panic(err)
+	}
+	return uint16(a.Port)
+}
+
+// TestIntegrationMapFull makes more destinations than the outbound map
+// holds: what does not fit is counted in the overflow, and the totals add
+// up.
+func TestIntegrationMapFull(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	const mapSize, destinations = 4, 12
+	tr := loadOrSkip(t, Options{Netns: ownNetns(t), MaxOutbound: mapSize, MaxInbound: mapSize}, HookBTF)
+	for range destinations {
+		ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+		netnstest.Churn(t, ln.Addr().String(), 1)
+	}
+	var opened, accepted uint64
+	var d *Drained
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if d, err = tr.Drain(); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Outbound) > mapSize || len(d.Inbound) > mapSize {
+			t.Fatalf("drained %d outbound and %d inbound keys from maps of %d", len(d.Outbound), len(d.Inbound), mapSize)
+		}
+		for _, o := range d.Outbound {
+			opened += o.Counts.Opened
+		}
+		for _, i := range d.Inbound {
+			accepted += i.Counts.Accepted
+		}
+		if opened+d.OutboundOverflow.Opened >= destinations && accepted+d.InboundOverflow.Accepted >= destinations || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := opened + d.OutboundOverflow.Opened; got != destinations {
+		t.Errorf("opened %d in the map + %d in the overflow = %d, want %d", opened, d.OutboundOverflow.Opened, got, destinations)
+	}
+	if got := accepted + d.InboundOverflow.Accepted; got != destinations {
+		t.Errorf("accepted %d in the map + %d in the overflow = %d, want %d", accepted, d.InboundOverflow.Accepted, got, destinations)
+	}
+	if d.Events[EventOutboundFull] == 0 || d.Events[EventInboundFull] == 0 {
+		t.Errorf("events = %v, want outbound and inbound map-full events", d.Events)
+	}
+}
+
+func TestNoBTF(t *testing.T) {
+	missing := t.TempDir() + "/vmlinux"
+	_, err := Load(Options{BTFPath: missing})
+	var loadErr *LoadError
+	if !errors.As(err, &loadErr) || loadErr.Reason != ReasonNoBTF {
+		t.Fatalf("Load with BTF at a missing file: %v, want reason %s", err, ReasonNoBTF)
+	}
+}
