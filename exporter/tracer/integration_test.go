@@ -98,8 +98,8 @@ func TestIntegrationHooks(t *testing.T) {
 				return in[cf].Closed[ClosedPeer] == 3 && in[sf].Closed[ClosedLocal] == 2
 			})
 			want := map[uint16]OutboundCounts{
-				cf: {Opened: 3, Closed: [NumClosers]uint64{ClosedLocal: 3}, Lifetimes: 3},
-				sf: {Opened: 2, Closed: [NumClosers]uint64{ClosedPeer: 2}, Lifetimes: 2},
+				cf:             {Opened: 3, Closed: [NumClosers]uint64{ClosedLocal: 3}, Lifetimes: 3},
+				sf:             {Opened: 2, Closed: [NumClosers]uint64{ClosedPeer: 2}, Lifetimes: 2},
 				port2(refused): {Failed: [NumFailures]uint64{FailureECONNREFUSED: 1}},
 			}
 			wantIn := map[uint16]InboundCounts{
