@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
@@ -22,6 +23,9 @@ type ConnectionsSources struct {
 	NetnsName func(inode uint32) string
 	// Owners, when set, names the unit or container of a cgroup ID.
 	Owners OwnerResolver
+	// Closers, when set, is told who closed first toward each destination,
+	// for the sockets collectors' TIME_WAIT attribution.
+	Closers *closerBook
 }
 
 // ConnectionsCollector reports what the connection tracer counted in the
@@ -166,7 +170,13 @@ func (c *ConnectionsCollector) add(d *tracer.Drained) {
 	for i := range d.Outbound {
 		o := &d.Outbound[i]
 		dest := tracer.Destination{Source: o.Source, Address: o.Destination, Port: o.Port}
-		c.tables.AddOutbound(c.netnsName(o.Netns), dest, tracer.Owner{Cgroup: o.Cgroup, Process: o.Process}, &o.Counts)
+		owner := tracer.Owner{Cgroup: o.Cgroup, Process: o.Process}
+		netns := c.netnsName(o.Netns)
+		c.tables.AddOutbound(netns, dest, owner, &o.Counts)
+		if closes := o.Counts.Closed[tracer.ClosedLocal]; closes > 0 && c.sources.Closers != nil {
+			unit, process := c.ownerLabels(owner)
+			c.sources.Closers.record(netns, census.Destination(dest), census.Owner{Unit: unit, Process: process}, closes)
+		}
 	}
 	for i := range d.Inbound {
 		in := &d.Inbound[i]
@@ -294,4 +304,134 @@ func (c *ConnectionsCollector) ownerLabels(o tracer.Owner) (unit, process string
 		unit = c.sources.Owners.Lookup(o.Cgroup, 0).Unit
 	}
 	return unit, process
+}
+
+// closerBook remembers, per namespace and destination, which owners the
+// tracer saw closing connections first in the last 60 s, for the census to
+// give the destination's TIME_WAIT sockets to: the side that closes first
+// holds them. It is written by the connections collector and read by the
+// sockets collectors, each of one namespace, during the same scrapes.
+type closerBook struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[closerKey]*closerEntry
+}
+
+type closerKey struct {
+	netns string
+	dest  census.Destination
+}
+
+// closerEntry holds the owners that closed first toward one destination.
+type closerEntry struct {
+	owners [maxClosersPerDestination]closerCount
+	n      int
+}
+
+type closerCount struct {
+	owner  census.Owner
+	closes uint64
+	seen   time.Time
+}
+
+const (
+	// maxCloserDestinations caps the destinations remembered; past it,
+	// entries not updated for closerWindow are dropped to make room.
+	maxCloserDestinations = 4096
+	// maxClosersPerDestination caps the owners remembered per destination.
+	maxClosersPerDestination = 4
+	// closerWindow is how long a TIME_WAIT socket lasts (TCP_TIMEWAIT_LEN):
+	// closes older than that left no TIME_WAIT.
+	closerWindow = 60 * time.Second
+)
+
+func newCloserBook() *closerBook {
+	return &closerBook{now: time.Now, entries: map[closerKey]*closerEntry{}}
+}
+
+// record notes that owner closed n connections first toward dest.
+func (b *closerBook) record(netns string, dest census.Destination, owner census.Owner, n uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	key := closerKey{netns: netns, dest: dest}
+	e, ok := b.entries[key]
+	if !ok {
+		if len(b.entries) >= maxCloserDestinations {
+			b.prune(now)
+			if len(b.entries) >= maxCloserDestinations {
+				return
+			}
+		}
+		e = &closerEntry{}
+		b.entries[key] = e
+	}
+	oldest := 0
+	for i := range e.n {
+		c := &e.owners[i]
+		if c.owner == owner {
+			if now.Sub(c.seen) > closerWindow {
+				c.closes = 0
+			}
+			c.closes += n
+			c.seen = now
+			return
+		}
+		if c.seen.Before(e.owners[oldest].seen) {
+			oldest = i
+		}
+	}
+	slot := e.n
+	if e.n < len(e.owners) {
+		e.n++
+	} else {
+		slot = oldest
+	}
+	e.owners[slot] = closerCount{owner: owner, closes: n, seen: now}
+}
+
+// prune drops the entries with no close in the window.
+func (b *closerBook) prune(now time.Time) {
+	for key, e := range b.entries {
+		if _, ok := e.closer(now); !ok {
+			delete(b.entries, key)
+		}
+	}
+}
+
+// closer returns the owner with the most closes in the window.
+func (e *closerEntry) closer(now time.Time) (census.Owner, bool) {
+	best := -1
+	for i := range e.n {
+		c := &e.owners[i]
+		if now.Sub(c.seen) <= closerWindow && (best < 0 || c.closes > e.owners[best].closes) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return census.Owner{}, false
+	}
+	return e.owners[best].owner, true
+}
+
+// forNamespace returns the census.Closers of one namespace ("" when
+// namespaces are not labelled).
+func (b *closerBook) forNamespace(netns string) census.Closers {
+	return namespaceClosers{book: b, netns: netns}
+}
+
+type namespaceClosers struct {
+	book  *closerBook
+	netns string
+}
+
+func (c namespaceClosers) Closer(d census.Destination) (census.Owner, bool) {
+	c.book.mu.Lock()
+	defer c.book.mu.Unlock()
+	e, ok := c.book.entries[closerKey{netns: c.netns, dest: d}]
+	if !ok {
+		return census.Owner{}, false
+	}
+	return e.closer(c.book.now())
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -320,4 +322,98 @@ func TestIntegrationTracerDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// churnAddrEnv makes the test binary connect to the address it names
+// churnConnections times, closing each first, and exit.
+const (
+	churnAddrEnv      = "TCPADVISOR_TEST_CHURN_ADDR"
+	churnConnections  = 20
+	churnProcessName  = "tcpadv-churner"
+	timeWaitOwnerUnit = "tcpadvisor-twtest-%d.service"
+)
+
+func runChurn(addr string) int {
+	for range churnConnections {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		c.Close()
+	}
+	return 0
+}
+
+// TestIntegrationTimeWaitOwner runs a client that opens connections to a
+// local server, closes each first and exits before any scrape: its
+// TIME_WAIT sockets have no owner in sock_diag, and the census never saw it
+// hold a socket. With the connection tracer, they are the client's, which
+// the tracer saw closing first; without it, unknown.
+func TestIntegrationTimeWaitOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load the tracer")
+	}
+	unit := fmt.Sprintf(timeWaitOwnerUnit, os.Getpid())
+	cgroup := cgrouptest.Child(t, unit)
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	exporter := func(collectors ...string) *Exporter {
+		e, err := NewFromOptions(Options{
+			ProcPath: "/proc", Collectors: collectors, Timeout: 5 * time.Second, Owners: true,
+			Limits: census.Limits{PinnedDestinations: []netip.AddrPort{server}},
+		}, discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		return e
+	}
+	traced, untraced := exporter("connections", "sockets"), exporter("sockets")
+	if gather(t, traced)["tcpadvisor_tracer_up{}"] != 1 {
+		t.Skip("the tracer is not up here")
+	}
+
+	client := filepath.Join(t.TempDir(), churnProcessName)
+	if err := os.Symlink(os.Args[0], client); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.Open(cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	cmd := exec.Command(client)
+	cmd.Env = append(os.Environ(), churnAddrEnv+"="+ln.Addr().String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("client: %v: %s", err, out)
+	}
+
+	dest := []string{"destination_address", "127.0.0.1", "destination_port", strconv.Itoa(int(server.Port())), "source_address", "127.0.0.1"}
+	timeWait := series("tcpadvisor_outbound_sockets", append(dest, "state", "time_wait")...)
+	owned := series("tcpadvisor_outbound_owner_sockets", append(dest, "owner", unit, "process", churnProcessName)...)
+	unknown := series("tcpadvisor_outbound_owner_sockets", append(dest, "owner", "unknown", "process", "unknown")...)
+	// The first scrape drains the tracer; the census reads it from the
+	// next on.
+	values := waitFor(t, traced, map[string]float64{owned: churnConnections})
+	if tw := values[timeWait]; tw == 0 || values[owned] != tw {
+		t.Errorf("with the tracer: %v TIME_WAIT sockets, %v of them the client's; want all of them:\n%s", tw, values[owned], grepValues(values, "outbound_owner_sockets"))
+	}
+	values = gather(t, untraced)
+	if tw := values[timeWait]; tw == 0 || values[unknown] != tw {
+		t.Errorf("without the tracer: %v TIME_WAIT sockets, %v unknown; want all unknown:\n%s", tw, values[unknown], grepValues(values, "outbound_owner_sockets"))
+	}
+}
+
+// grepValues lists the samples whose key contains s.
+func grepValues(values map[string]float64, s string) string {
+	var lines []string
+	for k, v := range values {
+		if strings.Contains(k, s) {
+			lines = append(lines, fmt.Sprintf("%s %v", k, v))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }

@@ -384,6 +384,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(tracerStatusEnv) != "" {
 		os.Exit(runTracerStatus())
 	}
+	if addr := os.Getenv(churnAddrEnv); addr != "" {
+		os.Exit(runChurn(addr))
+	}
 	if n, _ := strconv.Atoi(os.Getenv(ownerHelperEnv)); n > 0 {
 		in := bufio.NewReader(os.Stdin)
 		in.ReadString('\n')

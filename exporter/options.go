@@ -78,15 +78,19 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		resolver = ownerResolver{r}
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
+	var closers *closerBook
 	if slices.Contains(opts.Collectors, "connections") {
-		c, err := newConnectionsCollector(opts, resolver, logger)
+		closers = newCloserBook()
+		c, err := newConnectionsCollector(opts, resolver, closers, logger)
 		if err != nil {
 			return nil, err
 		}
 		collectors["connections"] = c
 	}
 	if !opts.Netns {
-		host, err := namespaceCollectors(opts, hostSources(fs, sockdiag.Dial, resolver), nil)
+		src := hostSources(fs, sockdiag.Dial, resolver)
+		src.closers = closers
+		host, err := namespaceCollectors(opts, src, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +110,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if resolver != nil {
 		namespaceSources.owners = sharedOwners{resolver}
 	}
+	namespaceSources.closers = closers
 	collectors["netns"] = NewNamespacesCollector(
 		func() (netns.Discovery, error) {
 			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
@@ -121,8 +126,8 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 // newConnectionsCollector loads the connection tracer: over the exporter's
 // own network namespace, or with opts.Netns over every one, each labelled
 // with the name --collector.netns gives it.
-func newConnectionsCollector(opts Options, resolver OwnerResolver, logger *slog.Logger) (*ConnectionsCollector, error) {
-	sources := ConnectionsSources{Owners: resolver}
+func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *closerBook, logger *slog.Logger) (*ConnectionsCollector, error) {
+	sources := ConnectionsSources{Owners: resolver, Closers: closers}
 	tracerOpts := opts.Tracer
 	if opts.Netns {
 		names := &netnsNames{discover: func() (netns.Discovery, error) {
@@ -208,6 +213,8 @@ type kernelSources struct {
 	dial  func() (sockdiag.Conn, error)
 	// owners is nil when attribution is off.
 	owners OwnerResolver
+	// closers is nil without the connection tracer.
+	closers *closerBook
 }
 
 // hostSources reads the network namespace of the process.
@@ -231,11 +238,15 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 	for _, name := range opts.Collectors {
 		switch name {
 		case "sockets":
-			collectors[name] = NewSocketsCollector(SocketsSources{
+			sources := SocketsSources{
 				Dial:      src.dial,
 				Ephemeral: func() (census.EphemeralRange, error) { return readEphemeralRange(src.fs) },
 				Owners:    src.owners,
-			}, opts.Limits, constLabels)
+			}
+			if src.closers != nil && src.owners != nil {
+				sources.Closers = src.closers.forNamespace(constLabels[NetnsLabel])
+			}
+			collectors[name] = NewSocketsCollector(sources, opts.Limits, constLabels)
 		case "sysctl":
 			collectors[name] = NewSysctlCollector(src.fs, constLabels)
 		case "netstat":
