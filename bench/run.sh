@@ -281,15 +281,18 @@ measure_size() {
 
 	# The daemons start before the population, so that the time the
 	# population lives is spent measuring.
-	local extra
+	local extra sockets_only_extra
 	read -ra extra <<<"${TCPADVISOR_ARGS:-}"
+	# The sockets-only daemon runs without the tracer, whatever the flags.
+	sockets_only_extra=("${extra[@]}")
+	[[ " ${extra[*]} " == *" --no-collector.connections "* ]] || sockets_only_extra+=(--no-collector.connections)
 	start tcpadvisor "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_port" "${extra[@]}"
 	adv=$last_pid
 	start tcpadvisor_no_owners "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_no_owners_port" \
 		--no-collector.sockets.owners "${extra[@]}"
 	adv_no_owners=$last_pid
 	start tcpadvisor_sockets "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_sockets_port" \
-		--no-collector.netstat --no-collector.sockstat --no-collector.sysctl --no-collector.connections "${extra[@]}"
+		--no-collector.netstat --no-collector.sockstat --no-collector.sysctl "${sockets_only_extra[@]}"
 	adv_sockets=$last_pid
 	if [[ -n $node_exporter ]]; then
 		start node "$node_exporter" --collector.disable-defaults --collector.tcpstat \

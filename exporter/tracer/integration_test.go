@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
@@ -25,11 +26,12 @@ func ownNetns(t *testing.T) uint32 {
 func loadOrSkip(t *testing.T, opts Options, hook string) *Tracer {
 	t.Helper()
 	opts = opts.withDefaults()
-	types, err := loadBTF(opts.BTFPath)
+	cache := btf.NewCache()
+	types, err := loadBTF(cache, opts.BTFPath)
 	if err != nil {
 		t.Skipf("no BTF: %v", err)
 	}
-	tr, err := load(opts, types, hook)
+	tr, err := load(opts, cache, types, hook)
 	if err != nil {
 		if reason := reasonOf(err); reason == ReasonNoPrivileges || reason == ReasonKernelTooOld {
 			t.Skipf("cannot load the tracer (%s): %v", reason, err)

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -176,14 +178,23 @@ type Tracer struct {
 // takes it, else as a raw tracepoint. The error is a *LoadError.
 func Load(opts Options) (*Tracer, error) {
 	opts = opts.withDefaults()
-	kernelTypes, err := loadBTF(opts.BTFPath)
+	// One cache, for the field relocations and the attach target, so
+	// that the kernel's BTF (some 5 MiB, more once decoded) is read once.
+	cache := btf.NewCache()
+	kernelTypes, err := loadBTF(cache, opts.BTFPath)
 	if err != nil {
 		return nil, &LoadError{Reason: ReasonNoBTF, Err: err}
 	}
 	var errs []error
 	for _, hook := range []string{HookBTF, HookRaw} {
-		t, err := load(opts, kernelTypes, hook)
+		t, err := load(opts, cache, kernelTypes, hook)
 		if err == nil {
+			// The decoded BTF is garbage now: hand it back to the OS
+			// before the daemon's tables grow, so that it does not add
+			// to the daemon's peak RSS.
+			cache, kernelTypes = nil, nil
+			runtime.GC()
+			debug.FreeOSMemory()
 			return t, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", hook, err))
@@ -198,9 +209,9 @@ func Load(opts Options) (*Tracer, error) {
 
 // loadBTF reads the BTF that the program's field accesses are relocated
 // against.
-func loadBTF(path string) (*btf.Spec, error) {
+func loadBTF(cache *btf.Cache, path string) (*btf.Spec, error) {
 	if path == "" {
-		spec, err := btf.LoadKernelSpec()
+		spec, err := cache.Kernel()
 		if err != nil {
 			return nil, fmt.Errorf("read the kernel's BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF): %w", err)
 		}
@@ -213,7 +224,7 @@ func loadBTF(path string) (*btf.Spec, error) {
 	return spec, nil
 }
 
-func load(opts Options, kernelTypes *btf.Spec, hook string) (*Tracer, error) {
+func load(opts Options, cache *btf.Cache, kernelTypes *btf.Spec, hook string) (*Tracer, error) {
 	spec, err := loadTracer()
 	if err != nil {
 		return nil, err
@@ -239,6 +250,7 @@ func load(opts Options, kernelTypes *btf.Spec, hook string) (*Tracer, error) {
 	delete(spec.Programs, keep)
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes},
+		Cache:    cache,
 	}); err != nil {
 		return nil, err
 	}
