@@ -35,6 +35,7 @@ type ConnectionsSources struct {
 // log once and in tcpadvisor_tracer_up and tcpadvisor_tracer_down_reason.
 type ConnectionsCollector struct {
 	sources ConnectionsSources
+	logger  *slog.Logger
 
 	// mu guards the tracer's maps, drained one scrape at a time, and the
 	// tables of cumulative counts.
@@ -75,6 +76,7 @@ func NewConnectionsCollector(sources ConnectionsSources, limits census.Limits, m
 	inbound := append(nsLabel[:len(nsLabel):len(nsLabel)], "port")
 	c := &ConnectionsCollector{
 		sources: sources,
+		logger:  logger,
 		tables: tracer.NewTables(tracer.Limits{
 			Namespaces:   maxNamespaces,
 			Destinations: limits.TopDestinations,
@@ -128,6 +130,19 @@ func NewConnectionsCollector(sources ConnectionsSources, limits census.Limits, m
 	c.tracer = t
 	logger.Info("connection tracer attached", "hook", t.Hook())
 	return c
+}
+
+// eachSocket calls fn for each live connection the tracer saw opened by
+// connect(); for none when the tracer is down.
+func (c *ConnectionsCollector) eachSocket(fn func(inode uint32, cgroup uint64, process string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tracer == nil {
+		return
+	}
+	if err := c.tracer.Sockets(fn); err != nil {
+		c.logger.Debug("read the tracer's live connections", "err", err)
+	}
 }
 
 // Close detaches the tracer.

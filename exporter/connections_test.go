@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,4 +417,80 @@ func grepValues(values map[string]float64, s string) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestIntegrationTracedOwner runs a client in a cgroup it shares with a
+// process of another name, so that the cgroup names no process: the
+// connections it opens after the exporter started are named after it from
+// the first scrape on, from what the tracer recorded at connect(), without
+// the fd tables of the cgroup's processes.
+func TestIntegrationTracedOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load the tracer")
+	}
+	unit := fmt.Sprintf("tcpadvisor-sharedtest-%d.service", os.Getpid())
+	cgroup := cgrouptest.Child(t, unit)
+	dir, err := os.Open(cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	inCgroup := &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	// The other process of the cgroup, as a shell beside an application.
+	neighbour := exec.Command("sleep", "60")
+	neighbour.SysProcAttr = inCgroup
+	if err := neighbour.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		neighbour.Process.Kill()
+		neighbour.Wait()
+	})
+
+	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+	server := netip.MustParseAddrPort(ln.Addr().String())
+	e, err := NewFromOptions(Options{
+		ProcPath: "/proc", Collectors: []string{"connections", "sockets"}, Timeout: 5 * time.Second, Owners: true,
+		Limits: census.Limits{PinnedDestinations: []netip.AddrPort{server}},
+	}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if gather(t, e)["tcpadvisor_tracer_up{}"] != 1 {
+		t.Skip("the tracer is not up here")
+	}
+
+	const connections, process = 5, "tcpadv-holder"
+	client := filepath.Join(t.TempDir(), process)
+	if err := os.Symlink(os.Args[0], client); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(client)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", ownerHelperEnv, connections), ownerAddrEnv+"="+ln.Addr().String())
+	cmd.SysProcAttr = inCgroup
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	fmt.Fprintln(stdin)
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ok\n" {
+		t.Fatalf("the client did not connect: %q", line)
+	}
+	key := series("tcpadvisor_outbound_owner_sockets", "destination_address", "127.0.0.1", "destination_port", strconv.Itoa(int(server.Port())),
+		"owner", unit, "process", process, "source_address", "127.0.0.1")
+	if values := gather(t, e); values[key] != connections {
+		t.Errorf("%s = %v, want %d at the first scrape:\n%s", key, values[key], connections, grepValues(values, "outbound_owner_sockets"))
+	}
 }

@@ -86,6 +86,11 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 			return nil, err
 		}
 		collectors["connections"] = c
+		if resolver != nil {
+			// The sockets the tracer saw opened are attributed from
+			// what it recorded, the rest by the resolver.
+			resolver = newTracedOwners(resolver, c.eachSocket)
+		}
 	}
 	if !opts.Netns {
 		src := hostSources(fs, sockdiag.Dial, resolver)

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -172,6 +173,12 @@ type Tracer struct {
 	inKeys   []tracerInboundKey
 	inVals   []tracerInboundCounts
 	drainBuf Drained
+
+	// Reused by each Sockets, which may run beside a Drain.
+	sockMu   sync.Mutex
+	sockKeys []uint64
+	sockVals []tracerSocketInfo
+	comms    map[[16]int8]string
 }
 
 // Load loads the program and attaches it: with tp_btf where the kernel
@@ -371,6 +378,53 @@ type Drained struct {
 	InboundOverflow  InboundCounts
 	// Events are cumulative since Load.
 	Events [NumEvents]uint64
+}
+
+// maxComms caps the process names Sockets keeps interned.
+const maxComms = 4096
+
+// Sockets calls fn for each live connection the tracer saw a process open
+// with connect(), with the socket's inode number (as sock_diag and
+// /proc/PID/fd show it), its cgroup and the name of that process. It reads
+// the kernel's map of live connections without changing it.
+func (t *Tracer) Sockets(fn func(inode uint32, cgroup uint64, process string)) error {
+	t.sockMu.Lock()
+	defer t.sockMu.Unlock()
+	if t.sockKeys == nil {
+		t.sockKeys = make([]uint64, drainBatch)
+		t.sockVals = make([]tracerSocketInfo, drainBatch)
+		t.comms = map[[16]int8]string{}
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := t.maps.Sockets.BatchLookup(&cursor, t.sockKeys, t.sockVals, nil)
+		for i := range n {
+			v := &t.sockVals[i]
+			if v.Outbound == 0 || v.Inode == 0 {
+				continue
+			}
+			fn(v.Inode, v.Cgroup, t.comm(v.Comm))
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the map of live connections: %w", err)
+		}
+	}
+}
+
+// comm interns a process name, so that reading the live connections
+// allocates nothing once their names are known.
+func (t *Tracer) comm(c [16]int8) string {
+	if s, ok := t.comms[c]; ok {
+		return s
+	}
+	s := comm(c)
+	if len(t.comms) < maxComms {
+		t.comms[c] = s
+	}
+	return s
 }
 
 // drainBatch is how many keys one batch syscall moves.

@@ -55,8 +55,9 @@ type tracerSocketInfo struct {
 	Netns         uint32
 	Tgid          uint32
 	Comm          [16]int8
+	Inode         uint32
 	Outbound      uint8
-	Pad           [7]uint8
+	Pad           [3]uint8
 }
 
 // Names of all BPF objects in the ELF.

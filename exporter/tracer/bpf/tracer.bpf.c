@@ -75,8 +75,11 @@ struct socket_info {
 	__u32 netns;
 	__u32 tgid;
 	char comm[16];
+	/* The socket's inode number, as sock_diag and /proc/PID/fd show it;
+	 * 0 for an accepted one, which has none yet. */
+	__u32 inode;
 	__u8 outbound;
-	__u8 pad[7];
+	__u8 pad[3];
 };
 
 /* An outbound destination and the owner of the connections toward it.
@@ -282,6 +285,7 @@ static __always_inline void on_connect(struct sock *sk, __u64 skaddr, __u32 netn
 		.cgroup = socket_cgroup(sk),
 		.netns = netns,
 		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino),
 		.outbound = 1,
 	};
 	bpf_get_current_comm(&info.comm, sizeof(info.comm));
