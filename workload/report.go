@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +22,8 @@ func columns() []column {
 	return []column{
 		{"arm", false}, {"what", true}, {"requests", false}, {"TPS", false}, {"p50 ms", false}, {"p99 ms", false},
 		{"errors", false}, {"connect errors", false}, {"peak TIME_WAIT", false}, {"client side", false},
-		{"toward busiest destination", true}, {"on service ports", true}, {"port pressure", false}, {"advice fired", true},
+		{"toward busiest destination", true}, {"on service ports", true}, {"port pressure", false},
+		{"opens/s", false}, {"connect() failures", true}, {"mean lifetime ms", false}, {"advice fired", true},
 	}
 }
 
@@ -38,6 +41,7 @@ func (a ArmResult) row() []string {
 	for i, f := range a.Advice {
 		advice[i] = f.String()
 	}
+	opens, failures, lifetime := a.tracerCells()
 	busiest, service := "–", "–"
 	if a.Busiest.Value > 0 {
 		busiest = thousands(a.Busiest.Value) + " " + a.Busiest.Name
@@ -52,8 +56,30 @@ func (a ArmResult) row() []string {
 		strconv.Itoa(a.Arm), a.Name, thousands(float64(a.Requests)), thousands(a.TPS),
 		optional(a.LatencyP50), optional(a.LatencyP99), thousands(float64(a.Errors)), optionalCount(a.ConnectErrors),
 		thousands(a.PeakTimeWait), thousands(a.PeakClientTimeWait), busiest, service,
-		strconv.FormatFloat(a.PeakPortPressure, 'f', 2, 64), orNone(strings.Join(advice, ", ")),
+		strconv.FormatFloat(a.PeakPortPressure, 'f', 2, 64),
+		opens, failures, lifetime, orNone(strings.Join(advice, ", ")),
 	}
+}
+
+// tracerCells returns the cells of the tracer's figures: opens per
+// second, connect() failures by errno, mean lifetime; dashes when the
+// tracer was not up.
+func (a ArmResult) tracerCells() (opens, failures, lifetime string) {
+	t := a.Tracer
+	if t == nil {
+		return "–", "–", "–"
+	}
+	var parts []string
+	for _, errno := range slices.Sorted(maps.Keys(t.ConnectFailures)) {
+		if n := t.ConnectFailures[errno]; n > 0 {
+			parts = append(parts, thousands(n)+" "+errno)
+		}
+	}
+	lifetime = "–"
+	if t.MeanLifetime != nil {
+		lifetime = strconv.FormatFloat(*t.MeanLifetime*1000, 'f', 2, 64)
+	}
+	return thousands(t.OpensPerSecond), orNone(strings.Join(parts, ", ")), lifetime
 }
 
 // Text writes the report as a table for a terminal.

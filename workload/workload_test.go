@@ -225,6 +225,9 @@ func sampleReport() Report {
 	r.Arms[0].Name = `<app> & "Redis"`
 	r.Arms[0].Advice = []FiredAdvice{{ID: "pool", Target: map[string]string{"destination_address": "127.0.0.1", "destination_port": "6379", "source_address": "127.0.0.1"}}}
 	r.Arms[2].Advice = []FiredAdvice{{ID: "upstream-keepalive", Target: map[string]string{"port": "5000"}}}
+	lifetime := 0.00042
+	r.Arms[0].Tracer = &TracerFigures{Opened: 61234, OpensPerSecond: 3061.7, MeanLifetime: &lifetime,
+		ConnectFailures: map[string]float64{"EADDRNOTAVAIL": 2538, "ECONNREFUSED": 3, "ETIMEDOUT": 0}}
 	return r
 }
 
@@ -277,7 +280,8 @@ func TestTableAndMarkdown(t *testing.T) {
 	if err := Markdown(&md, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2"} {
+	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2",
+		"3,062", "2,538 EADDRNOTAVAIL, 3 ECONNREFUSED", "0.42"} {
 		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
 			t.Errorf("the table or the Markdown lacks %q:\n%s\n%s", want, text.String(), md.String())
 		}
