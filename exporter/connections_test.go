@@ -494,3 +494,81 @@ func TestIntegrationTracedOwner(t *testing.T) {
 		t.Errorf("%s = %v, want %d at the first scrape:\n%s", key, values[key], connections, grepValues(values, "outbound_owner_sockets"))
 	}
 }
+
+// TestIntegrationConnectionsBounded opens connections toward more
+// destinations than the kernel map and the series caps hold: the overflow
+// is counted, the series stay within the caps, and the opened counters
+// still add up to every connection.
+func TestIntegrationConnectionsBounded(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	const destinations = 12
+	limits := census.Limits{TopDestinations: 3, TopOwners: 1, MaxServicePorts: 2}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	c := NewConnectionsCollector(ConnectionsSources{
+		Load: func() (*tracer.Tracer, error) {
+			return tracer.Load(tracer.Options{Netns: uint32(st.Ino), MaxOutbound: 4, MaxInbound: 4})
+		},
+	}, limits, 1, discard)
+	t.Cleanup(c.Close)
+	e := New(map[string]Collector{"connections": c}, 5*time.Second, discard)
+	if gather(t, e)["tcpadvisor_tracer_up{}"] != 1 {
+		t.Skip("the tracer is not up here")
+	}
+	for range destinations {
+		ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
+		netnstest.Churn(t, ln.Addr().String(), 1)
+	}
+	// Repeated scrapes add up; the last one holds the totals.
+	var values map[string]float64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		values = gather(t, e)
+		if sumOf(values, "tcpadvisor_inbound_connections_closed_total{") >= destinations || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sumOf(values, "tcpadvisor_outbound_connections_opened_total{"); got != destinations {
+		t.Errorf("opened, summed over every series: %v, want %d", got, destinations)
+	}
+	if got := sumOf(values, "tcpadvisor_inbound_connections_accepted_total{"); got != destinations {
+		t.Errorf("accepted, summed over every series: %v, want %d", got, destinations)
+	}
+	// Top destinations and "other", one owner each (the test's).
+	if n := countOf(values, "tcpadvisor_outbound_connections_opened_total{"); n > limits.TopDestinations+1 {
+		t.Errorf("%d opened series, want at most %d", n, limits.TopDestinations+1)
+	}
+	if n := countOf(values, "tcpadvisor_inbound_connections_accepted_total{"); n > limits.MaxServicePorts+1 {
+		t.Errorf("%d accepted series, want at most %d", n, limits.MaxServicePorts+1)
+	}
+	for _, event := range []string{"outbound_map_full", "inbound_map_full"} {
+		if v := values[series("tcpadvisor_tracer_events_total", "event", event)]; v == 0 {
+			t.Errorf("tcpadvisor_tracer_events_total{event=%q} = 0, want the overflow counted", event)
+		}
+	}
+}
+
+func sumOf(values map[string]float64, prefix string) float64 {
+	var sum float64
+	for k, v := range values {
+		if strings.HasPrefix(k, prefix) {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func countOf(values map[string]float64, prefix string) int {
+	n := 0
+	for k := range values {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
+}
