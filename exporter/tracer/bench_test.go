@@ -4,7 +4,9 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,40 +60,97 @@ func BenchmarkConnectClose(b *testing.B) {
 			addr := ln.Addr().(*net.TCPAddr)
 			lfd := listenerFD(b, ln)
 			sa := &unix.SockaddrInet4{Port: addr.Port, Addr: [4]byte{127, 0, 0, 1}}
+			// Closed normally, not reset: TIME_WAIT reuse on loopback
+			// (tcp_tw_reuse=2) keeps the ports flowing.
 			for b.Loop() {
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				// SO_LINGER 0 would reset: close normally, and let
-				// TIME_WAIT reuse on loopback (tcp_tw_reuse=2) keep
-				// the ports flowing.
-				if err := unix.Connect(fd, sa); err != nil {
-					b.Fatal(err)
-				}
-				nfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
-				if err != nil {
-					b.Fatal(err)
-				}
-				unix.Close(fd)
-				unix.Close(nfd)
+				connectClose(b, lfd, sa)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conn/s")
 		})
 	}
 }
 
+// TestConnectCloseOverhead measures the tracer's cost on connections with
+// the load and the machine's noise shared alike: it alternates blocks of
+// 2,000 loopback connections with the program detached and attached, 40
+// blocks, and compares the connections per second of each state. It is a
+// measurement, not a check (it never fails on the figure): run it with
+//
+//	sudo TCPADVISOR_MEASURE=1 go test -run ConnectCloseOverhead -v ./exporter/tracer/
+func TestConnectCloseOverhead(t *testing.T) {
+	if os.Getenv("TCPADVISOR_MEASURE") == "" {
+		t.Skip("a measurement: set TCPADVISOR_MEASURE=1 to run it")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load the tracer")
+	}
+	tr, err := Load(Options{})
+	if err != nil {
+		t.Skipf("cannot load the tracer: %v", err)
+	}
+	defer tr.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lfd := listenerFD(t, ln)
+	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	const blocks, perBlock = 40, 2000
+	var elapsed [2]time.Duration
+	for i := range blocks {
+		attached := i%2 == 1
+		if attached {
+			if tr.link, err = link.AttachTracing(link.TracingOptions{Program: tr.prog}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		for range perBlock {
+			connectClose(t, lfd, sa)
+		}
+		elapsed[i%2] += time.Since(start)
+		if attached {
+			tr.link.Close()
+			if _, err := tr.Drain(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rate := func(d time.Duration) float64 { return blocks / 2 * perBlock / d.Seconds() }
+	detached, attached := rate(elapsed[0]), rate(elapsed[1])
+	t.Logf("detached %.0f conn/s, attached %.0f conn/s: %+.1f %%", detached, attached, 100*(attached/detached-1))
+}
+
+// connectClose makes one loopback connection to the listener lfd listens
+// on, accepts it, and closes the client's end first, then the server's.
+func connectClose(tb testing.TB, lfd int, sa *unix.SockaddrInet4) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		tb.Fatal(err)
+	}
+	nfd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	unix.Close(fd)
+	unix.Close(nfd)
+}
+
 // listenerFD returns a blocking duplicate of the listener's socket.
-func listenerFD(b *testing.B, ln net.Listener) int {
-	b.Helper()
+func listenerFD(tb testing.TB, ln net.Listener) int {
+	tb.Helper()
 	f, err := ln.(*net.TCPListener).File()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { f.Close() })
+	tb.Cleanup(func() { f.Close() })
 	fd := int(f.Fd())
 	if err := unix.SetNonblock(fd, false); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return fd
 }
