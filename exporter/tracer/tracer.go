@@ -135,15 +135,18 @@ type Options struct {
 	// MaxOutbound and MaxInbound size the kernel's counter maps: the
 	// distinct (namespace, cgroup, process, destination) and (namespace,
 	// service port) keys that fit between two drains. MaxSockets sizes
-	// the map of live connections, for their opener and lifetime.
+	// the map of live connections, for their opener and lifetime; each
+	// CPU has its share of it (an LRU per CPU).
 	MaxOutbound, MaxInbound, MaxSockets int
 }
 
-// The defaults of Options.
+// The defaults of Options. The map of live connections holds
+// DefaultMaxSockets, or socketsPerCPU per possible CPU where that is more.
 const (
 	DefaultMaxOutbound = 4096
 	DefaultMaxInbound  = 1024
 	DefaultMaxSockets  = 32768
+	socketsPerCPU      = 1024
 )
 
 func (o Options) withDefaults() Options {
@@ -155,6 +158,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSockets <= 0 {
 		o.MaxSockets = DefaultMaxSockets
+		if cpus, err := ebpf.PossibleCPU(); err == nil {
+			o.MaxSockets = max(o.MaxSockets, socketsPerCPU*cpus)
+		}
 	}
 	return o
 }

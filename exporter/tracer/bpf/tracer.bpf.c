@@ -124,6 +124,9 @@ volatile const __u32 target_netns = 0;
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 32768);
+	/* LRU lists of each CPU's own: no lock shared by every CPU on each
+	 * connect() and accept. */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, __u64);
 	__type(value, struct socket_info);
 } sockets SEC(".maps");
@@ -172,36 +175,6 @@ static __always_inline void count_event(__u32 event)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* socket_cgroup returns the ID of the cgroup v2 the socket was created in
- * (what sock_diag reports as INET_DIAG_CGROUP_ID), or the current task's
- * where the kernel keeps no cgroup in sockets. */
-static __always_inline __u64 socket_cgroup(struct sock *sk)
-{
-	if (bpf_core_field_exists(sk->sk_cgrp_data)) {
-		__u64 id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-		if (id)
-			return id;
-	}
-	return bpf_get_current_cgroup_id();
-}
-
-static __always_inline void fill_addresses(struct outbound_key *key, struct sock *sk)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&key->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&key->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		key->saddr[10] = 0xff;
-		key->saddr[11] = 0xff;
-		key->daddr[10] = 0xff;
-		key->daddr[11] = 0xff;
-		BPF_CORE_READ_INTO((__u32 *)&key->saddr[12], sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)&key->daddr[12], sk, __sk_common.skc_daddr);
-	}
-	key->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-}
-
 /* outbound_counts_of returns the counters of key, made if new, or the
  * overflow counters when the map is full. */
 static __always_inline struct outbound_counts *outbound_counts_of(struct outbound_key *key)
@@ -235,184 +208,52 @@ static __always_inline struct inbound_counts *inbound_counts_of(struct inbound_k
 	return bpf_map_lookup_elem(&inbound_overflow, &zero_index);
 }
 
-/* outbound_key_of keys a connection by its destination and its opener, as
- * recorded at connect(); a socket with no record keeps an empty comm, which
- * userspace reports as unknown. */
-static __always_inline void outbound_key_of(struct outbound_key *key, struct sock *sk, __u32 netns, struct socket_info *info)
+/* counted tells the changes the tracer counts; about half of a connection's
+ * changes (FIN_WAIT1 -> FIN_WAIT2, CLOSE_WAIT -> LAST_ACK, ...) are not,
+ * and return before any read of the socket. */
+static __always_inline bool counted(int oldstate, int newstate)
 {
-	fill_addresses(key, sk);
-	key->netns = netns;
-	if (info) {
-		key->cgroup = info->cgroup;
-		__builtin_memcpy(key->comm, info->comm, sizeof(key->comm));
-	} else {
-		key->cgroup = socket_cgroup(sk);
-	}
-}
-
-/* local_port returns the socket's local port. It reads inet_sport, as the
- * tracepoint's own sport field does: the kernel releases the port, clearing
- * skc_num, before it sets CLOSE, but leaves inet_sport. */
-static __always_inline __u16 local_port(struct sock *sk)
-{
-	return __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-}
-
-static __always_inline enum failure failure_of(struct sock *sk)
-{
-	/* connect() found no free source port: the kernel sets the socket
-	 * to CLOSE before it ever holds one. */
-	if (local_port(sk) == 0)
-		return FAILURE_EADDRNOTAVAIL;
-	switch (BPF_CORE_READ(sk, sk_err)) {
-	case ECONNREFUSED:
-		return FAILURE_ECONNREFUSED;
-	case ETIMEDOUT:
-		return FAILURE_ETIMEDOUT;
-	case ENETUNREACH:
-		return FAILURE_ENETUNREACH;
-	case EHOSTUNREACH:
-		return FAILURE_EHOSTUNREACH;
-	default:
-		return FAILURE_OTHER;
-	}
-}
-
-static __always_inline void on_connect(struct sock *sk, __u64 skaddr, __u32 netns)
-{
-	/* CLOSE -> SYN_SENT runs in connect(), in the connecting process. */
-	struct socket_info info = {
-		.cgroup = socket_cgroup(sk),
-		.netns = netns,
-		.tgid = bpf_get_current_pid_tgid() >> 32,
-		.inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino),
-		.outbound = 1,
-	};
-	bpf_get_current_comm(&info.comm, sizeof(info.comm));
-	bpf_map_update_elem(&sockets, &skaddr, &info, BPF_ANY);
-}
-
-static __always_inline void on_connected(struct sock *sk, __u64 skaddr, __u32 netns)
-{
-	struct socket_info *info = bpf_map_lookup_elem(&sockets, &skaddr);
-	struct outbound_key key = {};
-	outbound_key_of(&key, sk, netns, info);
-	struct outbound_counts *c = outbound_counts_of(&key);
-	if (c)
-		__sync_fetch_and_add(&c->opened, 1);
-	if (info)
-		info->established_ns = bpf_ktime_get_ns();
-}
-
-static __always_inline void on_connect_failed(struct sock *sk, __u64 skaddr, __u32 netns)
-{
-	struct socket_info *info = bpf_map_lookup_elem(&sockets, &skaddr);
-	struct outbound_key key = {};
-	outbound_key_of(&key, sk, netns, info);
-	enum failure failure = failure_of(sk);
-	struct outbound_counts *c = outbound_counts_of(&key);
-	if (c && failure < NUM_FAILURES)
-		__sync_fetch_and_add(&c->failed[failure], 1);
-	bpf_map_delete_elem(&sockets, &skaddr);
-}
-
-static __always_inline void on_accepted(struct sock *sk, __u64 skaddr, __u32 netns)
-{
-	struct inbound_key key = {
-		.netns = netns,
-		.port = local_port(sk),
-	};
-	struct inbound_counts *c = inbound_counts_of(&key);
-	if (c)
-		__sync_fetch_and_add(&c->accepted, 1);
-	struct socket_info info = {
-		.established_ns = bpf_ktime_get_ns(),
-		.cgroup = socket_cgroup(sk),
-		.netns = netns,
-	};
-	bpf_map_update_elem(&sockets, &skaddr, &info, BPF_ANY);
-}
-
-static __always_inline void on_closed(struct sock *sk, __u64 skaddr, __u32 netns, enum closer closer)
-{
-	struct socket_info *info = bpf_map_lookup_elem(&sockets, &skaddr);
-	if (!info || !info->established_ns) {
-		count_event(EVENT_UNTRACKED_CLOSE);
-		return;
-	}
-	__u64 lifetime = bpf_ktime_get_ns() - info->established_ns;
-	if (info->outbound) {
-		struct outbound_key key = {};
-		outbound_key_of(&key, sk, netns, info);
-		struct outbound_counts *c = outbound_counts_of(&key);
-		if (c && closer < NUM_CLOSERS) {
-			__sync_fetch_and_add(&c->closed[closer], 1);
-			__sync_fetch_and_add(&c->lifetime_ns, lifetime);
-			__sync_fetch_and_add(&c->lifetimes, 1);
-		}
-	} else {
-		struct inbound_key key = {
-			.netns = netns,
-			.port = local_port(sk),
-		};
-		struct inbound_counts *c = inbound_counts_of(&key);
-		if (c && closer < NUM_CLOSERS) {
-			__sync_fetch_and_add(&c->closed[closer], 1);
-			__sync_fetch_and_add(&c->lifetime_ns, lifetime);
-			__sync_fetch_and_add(&c->lifetimes, 1);
-		}
-	}
-	bpf_map_delete_elem(&sockets, &skaddr);
-}
-
-static __always_inline int on_state_change(struct sock *sk, int oldstate, int newstate)
-{
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	__u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (target_netns && netns != target_netns)
-		return 0;
-	__u64 skaddr = (__u64)sk;
-
 	switch (oldstate) {
 	case TCP_CLOSE:
-		if (newstate == TCP_SYN_SENT)
-			on_connect(sk, skaddr, netns);
-		break;
+		return newstate == TCP_SYN_SENT;
 	case TCP_SYN_SENT:
-		if (newstate == TCP_ESTABLISHED)
-			on_connected(sk, skaddr, netns);
-		else if (newstate == TCP_CLOSE)
-			on_connect_failed(sk, skaddr, netns);
-		break;
 	case TCP_SYN_RECV:
-		if (newstate == TCP_ESTABLISHED)
-			on_accepted(sk, skaddr, netns);
-		else if (newstate == TCP_CLOSE)
-			bpf_map_delete_elem(&sockets, &skaddr);
-		break;
+		return newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE;
 	case TCP_ESTABLISHED:
-		if (newstate == TCP_FIN_WAIT1)
-			on_closed(sk, skaddr, netns, CLOSED_LOCAL);
-		else if (newstate == TCP_CLOSE_WAIT)
-			on_closed(sk, skaddr, netns, CLOSED_PEER);
-		else if (newstate == TCP_CLOSE)
-			on_closed(sk, skaddr, netns, CLOSED_RESET);
-		break;
+		return newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT || newstate == TCP_CLOSE;
+	default:
+		return false;
 	}
-	return 0;
 }
 
-/* The BTF-enabled raw tracepoint (kernel 5.5 on), preferred. */
+/* The BTF-enabled raw tracepoint (kernel 5.5 on), preferred: its sk is a
+ * kernel pointer the verifier knows, read with plain (relocated) loads. */
+#define READ(...) ___arrow(__VA_ARGS__)
+#define READ_INTO(dst, ...) __builtin_memcpy((dst), &___arrow(__VA_ARGS__), sizeof(*(dst)))
+#define FN(name) name##_btf
+#include "handlers.h"
+#undef READ
+#undef READ_INTO
+#undef FN
+
+/* The plain raw tracepoint, for kernels where tp_btf does not load: its sk
+ * is a number, read through bpf_probe_read_kernel. */
+#define READ(...) BPF_CORE_READ(__VA_ARGS__)
+#define READ_INTO(dst, ...) BPF_CORE_READ_INTO((dst), __VA_ARGS__)
+#define FN(name) name##_raw
+#include "handlers.h"
+#undef READ
+#undef READ_INTO
+#undef FN
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate);
+	return on_state_change_btf(sk, oldstate, newstate);
 }
 
-/* The plain raw tracepoint, for kernels where tp_btf does not load. */
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state_raw, struct sock *sk, int oldstate, int newstate)
 {
-	return on_state_change(sk, oldstate, newstate);
+	return on_state_change_raw(sk, oldstate, newstate);
 }

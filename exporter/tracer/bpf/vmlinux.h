@@ -19,6 +19,8 @@ typedef __u16 __be16;
 typedef __u32 __be32;
 typedef __u64 __be64;
 typedef __u32 __wsum;
+typedef _Bool bool;
+enum { false = 0, true = 1 };
 typedef __u8 u8;
 typedef __u16 u16;
 typedef __u32 u32;
@@ -35,6 +37,7 @@ enum {
 	BPF_NOEXIST = 1,
 	BPF_EXIST = 2,
 	BPF_F_NO_PREALLOC = 1,
+	BPF_F_NO_COMMON_LRU = 2,
 };
 
 struct in6_addr {
