@@ -157,7 +157,11 @@ func addCollectorFlags(app *kingpin.Application) *collectorFlags {
 	f.procPath = app.Flag("path.procfs", "Mount point of the proc filesystem.").Default("/proc").String()
 	f.timeout = durationFlag(app, "collector.timeout", "Deadline of one collection; a collector still dumping sockets then reports failure.", 10*time.Second)
 	for _, name := range exporter.CollectorNames {
-		f.enabled[name] = app.Flag("collector."+name, fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)).Default("true").Bool()
+		help := fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)
+		if name == "connections" {
+			help = "Trace TCP connections being opened and closed, with eBPF: opens, connect() failures by errno, who closed first and lifetimes per destination and owner (docs/connections.md). Needs CAP_BPF and CAP_PERFMON and a kernel with BTF; without them it reports why in tcpadvisor_tracer_down_reason. --no-collector.connections disables it."
+		}
+		f.enabled[name] = app.Flag("collector."+name, help).Default("true").Bool()
 	}
 	f.topDestinations = intFlag(app, "collector.sockets.top-destinations",
 		"Outbound destinations (source address, destination address and port) with series of their own, ranked by sockets holding ephemeral ports; the rest are summed into \"other\".",
