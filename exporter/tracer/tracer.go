@@ -285,10 +285,13 @@ func load(opts Options, cache *btf.Cache, kernelTypes *btf.Spec, hook string) (*
 func reasonOf(err error) Reason {
 	var verr *ebpf.VerifierError
 	switch {
-	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
+	case errors.Is(err, unix.EPERM):
 		return ReasonNoPrivileges
 	case errors.As(err, &verr):
+		// EACCES, most often: the verifier refused the program.
 		return ReasonVerifierRejected
+	case errors.Is(err, os.ErrPermission):
+		return ReasonNoPrivileges
 	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, unix.ENOENT), errors.Is(err, os.ErrNotExist):
 		return ReasonKernelTooOld
 	default:
@@ -296,10 +299,21 @@ func reasonOf(err error) Reason {
 	}
 }
 
-// oneLine makes err fit one log line: a verifier error is cut to its first
-// line and the kernel's own summary, without the whole log.
+// oneLine makes err fit one log line. A verifier error says the verifier's
+// last lines (where it says what it refused, as cilium/ebpf summarises it)
+// and its first, not the whole log.
 func oneLine(err error) error {
-	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
+	msg := err.Error()
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		for _, line := range verr.Log {
+			if line = strings.TrimSpace(line); line != "" {
+				msg += "; the verifier's first line: " + line
+				break
+			}
+		}
+	}
+	return errors.New(strings.Join(strings.Fields(msg), " "))
 }
 
 // Hook returns how the program is attached: HookBTF or HookRaw.
