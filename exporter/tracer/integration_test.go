@@ -3,10 +3,13 @@ package tracer
 import (
 	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
@@ -194,5 +197,50 @@ func TestNoBTF(t *testing.T) {
 	var loadErr *LoadError
 	if !errors.As(err, &loadErr) || loadErr.Reason != ReasonNoBTF {
 		t.Fatalf("Load with BTF at a missing file: %v, want reason %s", err, ReasonNoBTF)
+	}
+}
+
+// TestIntegrationCloseDetaches: after Close, neither the program nor its
+// link exists in the kernel any more (nothing of it is pinned).
+func TestIntegrationCloseDetaches(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	tr := loadOrSkip(t, Options{Netns: ownNetns(t)}, HookBTF)
+	info, err := tr.prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	progID, ok := info.ID()
+	if !ok {
+		t.Skip("the kernel does not tell program IDs")
+	}
+	linkInfo, err := tr.link.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel frees a program once its last reference goes, after an
+	// RCU grace period.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Each lookup that finds one holds it: let go at once.
+		prog, progErr := ebpf.NewProgramFromID(progID)
+		if progErr == nil {
+			prog.Close()
+		}
+		l, linkErr := link.NewFromID(linkInfo.ID)
+		if linkErr == nil {
+			l.Close()
+		}
+		if errors.Is(progErr, os.ErrNotExist) && errors.Is(linkErr, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Close: program %d: %v; link %d: %v; want both gone", progID, progErr, linkInfo.ID, linkErr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
