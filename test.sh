@@ -14,8 +14,10 @@ cd "$(dirname "$0")"
 # systemd-analyze and systemd-socket-activate for the unit's tests, even where
 # systemd is not PID 1. The workload's tests run the seed's experiment with
 # real servers: redis-server and nginx, the Flask app (python3-flask,
-# python3-redis) under gunicorn, and siege as the other load.
-packages=(prometheus prometheus-alertmanager iproute2 systemd redis-server nginx siege python3-flask python3-redis gunicorn)
+# python3-redis) under gunicorn, and siege as the other load. clang, llvm and
+# libbpf-dev rebuild the connection tracer's eBPF object, which a test
+# compares with the checked-in one.
+packages=(prometheus prometheus-alertmanager iproute2 systemd redis-server nginx siege python3-flask python3-redis gunicorn clang llvm libbpf-dev)
 staticcheck_version=v0.8.2
 
 as_root() {
