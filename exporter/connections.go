@@ -13,10 +13,23 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 )
 
+// ConnectionTracer is what the connections collector needs of the loaded
+// tracer: a *tracer.Tracer, or a fixture in tests.
+type ConnectionTracer interface {
+	// Drain moves the counts out of the kernel's maps.
+	Drain() (*tracer.Drained, error)
+	// Sockets lists the live connections seen opened by connect().
+	Sockets(fn func(inode uint32, cgroup uint64, process string)) error
+	// Hook says how the program is attached.
+	Hook() string
+	// Close detaches the program.
+	Close() error
+}
+
 // ConnectionsSources are what a ConnectionsCollector reads.
 type ConnectionsSources struct {
 	// Load loads and attaches the tracer; it is called once.
-	Load func() (*tracer.Tracer, error)
+	Load func() (ConnectionTracer, error)
 	// NetnsName names the network namespace of an inode number for the
 	// netns label; nil when series carry no netns label (the tracer then
 	// sees the exporter's own namespace only).
@@ -40,7 +53,7 @@ type ConnectionsCollector struct {
 	// mu guards the tracer's maps, drained one scrape at a time, and the
 	// tables of cumulative counts.
 	mu      sync.Mutex
-	tracer  *tracer.Tracer
+	tracer  ConnectionTracer
 	loadErr *tracer.LoadError
 	tables  *tracer.Tables
 	// overflow* are the kernel's cumulative overflow counts last added.

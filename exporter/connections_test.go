@@ -510,8 +510,12 @@ func TestIntegrationConnectionsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := NewConnectionsCollector(ConnectionsSources{
-		Load: func() (*tracer.Tracer, error) {
-			return tracer.Load(tracer.Options{Netns: uint32(st.Ino), MaxOutbound: 4, MaxInbound: 4})
+		Load: func() (ConnectionTracer, error) {
+			t, err := tracer.Load(tracer.Options{Netns: uint32(st.Ino), MaxOutbound: 4, MaxInbound: 4})
+			if err != nil {
+				return nil, err
+			}
+			return t, nil
 		},
 	}, limits, 1, discard)
 	t.Cleanup(c.Close)

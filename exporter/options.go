@@ -147,7 +147,14 @@ func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *clos
 		}
 		tracerOpts.Netns = uint32(st.Ino)
 	}
-	sources.Load = func() (*tracer.Tracer, error) { return tracer.Load(tracerOpts) }
+	sources.Load = func() (ConnectionTracer, error) {
+		t, err := tracer.Load(tracerOpts)
+		if err != nil {
+			// Not t: a nil *Tracer in the interface would not be nil.
+			return nil, err
+		}
+		return t, nil
+	}
 	return NewConnectionsCollector(sources, opts.Limits, opts.NetnsMax, logger), nil
 }
 
