@@ -3,6 +3,7 @@ package tracer
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func loadOrSkip(t *testing.T, opts Options, hook string) *Tracer {
 // drainUntil drains tr, adding up the counts of every drain, until done
 // says they are complete or 5 s passed: the peer's side of a close runs
 // asynchronously.
-func drainUntil(t *testing.T, tr *Tracer, done func(out map[uint16]OutboundCounts, in map[uint16]InboundCounts) bool) (map[uint16]OutboundCounts, map[uint16]InboundCounts, *Drained) {
+func drainUntil(t *testing.T, tr *Tracer, done func(out map[uint16]OutboundCounts, in map[uint16]InboundCounts) bool, each ...func(Outbound)) (map[uint16]OutboundCounts, map[uint16]InboundCounts, *Drained) {
 	t.Helper()
 	out, in := map[uint16]OutboundCounts{}, map[uint16]InboundCounts{}
 	deadline := time.Now().Add(5 * time.Second)
@@ -58,6 +59,9 @@ func drainUntil(t *testing.T, tr *Tracer, done func(out map[uint16]OutboundCount
 			t.Fatal(err)
 		}
 		for _, o := range d.Outbound {
+			for _, fn := range each {
+				fn(o)
+			}
 			c := out[o.Port]
 			c.Add(&o.Counts)
 			out[o.Port] = c
@@ -98,10 +102,39 @@ func TestIntegrationHooks(t *testing.T) {
 			if _, err := net.Dial("tcp4", refused); !errors.Is(err, unix.ECONNREFUSED) {
 				t.Fatalf("dial %s: %v, want ECONNREFUSED", refused, err)
 			}
+			// And one over IPv6, where the namespace has it.
+			var v6 uint16
+			if ln6, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+				defer ln6.Close()
+				go func() {
+					if c, err := ln6.Accept(); err == nil {
+						netnstest.Discard(c)
+						c.Close()
+					}
+				}()
+				c, err := net.Dial("tcp6", ln6.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+				v6 = port(ln6)
+			} else {
+				t.Logf("no IPv6 here, not checked: %v", err)
+			}
 			cf, sf := port(clientFirst), port(serverFirst)
+			var v6Destination netip.Addr
 			out, in, _ := drainUntil(t, tr, func(out map[uint16]OutboundCounts, in map[uint16]InboundCounts) bool {
 				return in[cf].Closed[ClosedPeer] == 3 && in[sf].Closed[ClosedLocal] == 2
+			}, func(o Outbound) {
+				if v6 != 0 && o.Port == v6 {
+					v6Destination = o.Destination
+				}
 			})
+			if v6 != 0 {
+				if got := out[v6]; got.Opened != 1 || got.Closed[ClosedLocal] != 1 || v6Destination != netip.MustParseAddr("::1") {
+					t.Errorf("IPv6: toward %v port %d %+v, want one opened and closed toward ::1", v6Destination, v6, got)
+				}
+			}
 			want := map[uint16]OutboundCounts{
 				cf:             {Opened: 3, Closed: [NumClosers]uint64{ClosedLocal: 3}, Lifetimes: 3},
 				sf:             {Opened: 2, Closed: [NumClosers]uint64{ClosedPeer: 2}, Lifetimes: 2},
