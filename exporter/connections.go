@@ -181,9 +181,14 @@ func (c *ConnectionsCollector) Update(_ context.Context, ch chan<- prometheus.Me
 	}
 	d, err := c.tracer.Drain()
 	if err != nil {
+		if d != nil {
+			// Gone from the kernel already: keep what was read.
+			c.addCounts(d)
+		}
 		return err
 	}
-	c.add(d)
+	c.addCounts(d)
+	c.addOverflow(d)
 	ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(c.hookDesc, prometheus.GaugeValue, 1, c.tracer.Hook())
 	for event, name := range []string{"outbound_map_full", "inbound_map_full", "untracked_close"} {
@@ -193,8 +198,8 @@ func (c *ConnectionsCollector) Update(_ context.Context, ch chan<- prometheus.Me
 	return nil
 }
 
-// add folds one drain into the tables.
-func (c *ConnectionsCollector) add(d *tracer.Drained) {
+// addCounts folds the keys of one drain into the tables.
+func (c *ConnectionsCollector) addCounts(d *tracer.Drained) {
 	for i := range d.Outbound {
 		o := &d.Outbound[i]
 		dest := tracer.Destination{Source: o.Source, Address: o.Destination, Port: o.Port}
@@ -210,7 +215,11 @@ func (c *ConnectionsCollector) add(d *tracer.Drained) {
 		in := &d.Inbound[i]
 		c.tables.AddInbound(c.netnsName(in.Netns), in.Port, &in.Counts)
 	}
-	// The overflow counts are cumulative in the kernel: add what is new.
+}
+
+// addOverflow adds what the kernel counted in its overflow entries since
+// the last drain: they are cumulative in the kernel.
+func (c *ConnectionsCollector) addOverflow(d *tracer.Drained) {
 	out, in := d.OutboundOverflow, d.InboundOverflow
 	newOut, newIn := subtractOutbound(out, c.overflowOut), subtractInbound(in, c.overflowIn)
 	c.overflowOut, c.overflowIn = out, in

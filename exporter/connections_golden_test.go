@@ -24,9 +24,17 @@ type fixtureTracer struct {
 	drains []tracer.Drained
 	last   tracer.Drained
 	closed bool
+	// failNext makes the next drain fail after its keys were read.
+	failNext bool
 }
 
 func (f *fixtureTracer) Drain() (*tracer.Drained, error) {
+	if f.failNext && len(f.drains) > 0 {
+		f.failNext = false
+		d := tracer.Drained{Outbound: f.drains[0].Outbound}
+		f.drains = f.drains[1:]
+		return &d, errors.New("drain the inbound map: fault injected")
+	}
 	if len(f.drains) == 0 {
 		return &tracer.Drained{OutboundOverflow: f.last.OutboundOverflow, InboundOverflow: f.last.InboundOverflow, Events: f.last.Events}, nil
 	}
@@ -151,4 +159,24 @@ func TestConnectionsDown(t *testing.T) {
 		`tcpadvisor_tracer_down_reason{reason="kernel_too_old"}`:       1,
 		`tcpadvisor_scrape_collector_success{collector="connections"}`: 1,
 	})
+}
+
+// TestConnectionsDrainFails: a drain that fails half-way fails the
+// collector for that scrape, and what it had moved out of the kernel shows
+// in the next one.
+func TestConnectionsDrainFails(t *testing.T) {
+	fixture := &fixtureTracer{failNext: true, drains: []tracer.Drained{{
+		Outbound: []tracer.Outbound{outbound("10.0.0.5", 6379, 100, "python3", tracer.OutboundCounts{Opened: 7})},
+	}}}
+	c := NewConnectionsCollector(ConnectionsSources{
+		Load: func() (ConnectionTracer, error) { return fixture, nil },
+	}, census.Limits{}, 1, discard)
+	e := New(map[string]Collector{"connections": c}, 5*time.Second, discard)
+	opened := series("tcpadvisor_outbound_connections_opened_total", "destination_address", "10.0.0.5", "destination_port", "6379",
+		"owner", "unknown", "process", "python3", "source_address", "10.0.0.1")
+	success := `tcpadvisor_scrape_collector_success{collector="connections"}`
+	if values := gather(t, e); values[success] != 0 {
+		t.Errorf("the failed drain: success %v, want 0", values[success])
+	}
+	expect(t, gather(t, e), map[string]float64{success: 1, opened: 7})
 }

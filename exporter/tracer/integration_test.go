@@ -277,3 +277,35 @@ func TestIntegrationCloseDetaches(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestIntegrationDrainByKey drains a map one key at a time, as on kernels
+// without batch operations: every key is read once and the map is left
+// empty.
+func TestIntegrationDrainByKey(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	tr := loadOrSkip(t, Options{Netns: noNamespace, MaxInbound: 64}, HookBTF)
+	for i := range 40 {
+		key := tracerInboundKey{Port: uint16(i + 1)}
+		if err := tr.maps.Inbound.Put(&key, &tracerInboundCounts{Accepted: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var key tracerInboundKey
+	var value tracerInboundCounts
+	var keys int
+	var accepted uint64
+	if err := drainMapByKey(tr.maps.Inbound, &key, &value, func(_ *tracerInboundKey, v *tracerInboundCounts) {
+		keys++
+		accepted += v.Accepted
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 40 || accepted != 40*41/2 {
+		t.Errorf("drained %d keys, %d accepted; want 40 and %d", keys, accepted, 40*41/2)
+	}
+	if err := tr.maps.Inbound.NextKey(nil, &key); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("the map is not empty after the drain: %v", err)
+	}
+}

@@ -451,7 +451,9 @@ func (t *Tracer) comm(c [16]int8) string {
 const drainBatch = 256
 
 // Drain moves the counts out of the kernel maps. The slices of the result
-// are reused by the next Drain.
+// are reused by the next Drain. On an error, the result still holds the
+// keys drained before it (they are gone from the kernel), and no overflow
+// or event counts.
 func (t *Tracer) Drain() (*Drained, error) {
 	d := &t.drainBuf
 	d.Outbound, d.Inbound = d.Outbound[:0], d.Inbound[:0]
@@ -473,13 +475,13 @@ func (t *Tracer) Drain() (*Drained, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("drain the outbound map: %w", err)
+		return d, fmt.Errorf("drain the outbound map: %w", err)
 	}
 	err = drainMap(t.maps.Inbound, t.inKeys, t.inVals, func(k *tracerInboundKey, v *tracerInboundCounts) {
 		d.Inbound = append(d.Inbound, Inbound{Netns: k.Netns, Port: k.Port, Counts: inboundCounts(v)})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("drain the inbound map: %w", err)
+		return d, fmt.Errorf("drain the inbound map: %w", err)
 	}
 	var out tracerOutboundCounts
 	if err := t.maps.OutboundOverflow.Lookup(uint32(0), &out); err != nil {
@@ -503,6 +505,8 @@ func (t *Tracer) Drain() (*Drained, error) {
 // the program counts in an entry between its lookup and its deletion is
 // lost: the window is one syscall, and the entries are freed after an RCU
 // grace period (BPF_F_NO_PREALLOC), so no count lands on another key.
+// Kernels before 5.6, which have no batch operations, are drained one key
+// at a time.
 func drainMap[K, V any](m *ebpf.Map, keys []K, values []V, fn func(*K, *V)) error {
 	var cursor ebpf.MapBatchCursor
 	for {
@@ -510,13 +514,52 @@ func drainMap[K, V any](m *ebpf.Map, keys []K, values []V, fn func(*K, *V)) erro
 		for i := range n {
 			fn(&keys[i], &values[i])
 		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
 			return nil
-		}
-		if err != nil {
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return drainMapByKey(m, &keys[0], &values[0], fn)
+		case err != nil:
 			return err
 		}
 	}
+}
+
+// drainMapByKey drains m one key at a time: each key is read, then
+// deleted; a change counted between the two is lost.
+func drainMapByKey[K, V any](m *ebpf.Map, key *K, value *V, fn func(*K, *V)) error {
+	// Deleting while iterating could skip keys: collect them first, up to
+	// the map's size.
+	var pending []K
+	iter := m.Iterate()
+	for iter.Next(key, value) {
+		pending = append(pending, *key)
+		if len(pending) == int(m.MaxEntries()) {
+			break
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	for i := range pending {
+		if err := m.LookupAndDelete(&pending[i], value); err != nil {
+			if !errors.Is(err, ebpf.ErrNotSupported) {
+				if errors.Is(err, ebpf.ErrKeyNotExist) {
+					continue
+				}
+				return err
+			}
+			// Before 5.14, hash maps have no lookup-and-delete.
+			if err := m.Lookup(&pending[i], value); err != nil {
+				continue
+			}
+			if err := m.Delete(&pending[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return err
+			}
+		}
+		fn(&pending[i], value)
+	}
+	return nil
 }
 
 func outboundCounts(v *tracerOutboundCounts) OutboundCounts {
