@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,5 +309,88 @@ func TestIntegrationDrainByKey(t *testing.T) {
 	}
 	if err := tr.maps.Inbound.NextKey(nil, &key); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("the map is not empty after the drain: %v", err)
+	}
+}
+
+// TestIntegrationAsyncFailures connects, in a namespace of its own, over
+// two veth pairs of its own toward addresses that nothing answers: one
+// whose peer is down, one whose peer is up. Each connect() fails after the
+// SYN left, with EHOSTUNREACH (ARP failed) or ETIMEDOUT (the SYN's retries
+// ended: tcp_syn_retries=2, 7 s), whichever comes first; the tracer, reading
+// the socket's sk_err when it closes, must count the errno each connect()
+// returned. A third connect() gives up after 500 ms (TCP_USER_TIMEOUT),
+// before ARP fails: ETIMEDOUT.
+func TestIntegrationAsyncFailures(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	for _, cmd := range [][]string{
+		{"link", "add", "tcpadv-t0", "type", "veth", "peer", "name", "tcpadv-t1"},
+		{"addr", "add", "198.18.0.1/24", "dev", "tcpadv-t0"},
+		{"link", "set", "tcpadv-t0", "up"},
+		{"link", "add", "tcpadv-h0", "type", "veth", "peer", "name", "tcpadv-h1"},
+		{"addr", "add", "198.18.1.1/24", "dev", "tcpadv-h0"},
+		{"link", "set", "tcpadv-h0", "up"},
+		{"link", "set", "tcpadv-h1", "up"},
+	} {
+		if out, err := exec.Command("ip", cmd...).CombinedOutput(); err != nil {
+			t.Skipf("ip %v: %v: %s", cmd, err, out)
+		}
+	}
+	netnstest.Sysctl(t, "net.ipv4.tcp_syn_retries", "2")
+	tr := loadOrSkip(t, Options{Netns: ownNetns(t)}, HookBTF)
+	addrs := []string{"198.18.0.2", "198.18.1.2", "198.18.1.3"}
+	type result struct {
+		addr string
+		err  error
+	}
+	results := make(chan result, len(addrs))
+	for _, addr := range addrs {
+		go func() {
+			dialer := net.Dialer{Timeout: 30 * time.Second}
+			if addr == "198.18.1.3" {
+				dialer.Control = func(_, _ string, c syscall.RawConn) error {
+					var err error
+					c.Control(func(fd uintptr) {
+						err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 500)
+					})
+					return err
+				}
+			}
+			c, err := dialer.Dial("tcp4", addr+":80")
+			if err == nil {
+				c.Close()
+			}
+			results <- result{addr, err}
+		}()
+	}
+	failures := map[unix.Errno]Failure{unix.ETIMEDOUT: FailureETIMEDOUT, unix.EHOSTUNREACH: FailureEHOSTUNREACH}
+	seen := map[string]Failure{}
+	for range addrs {
+		r := <-results
+		var errno unix.Errno
+		if !errors.As(r.err, &errno) || (errno != unix.ETIMEDOUT && errno != unix.EHOSTUNREACH) {
+			t.Fatalf("dial %s: %v, want ETIMEDOUT or EHOSTUNREACH", r.addr, r.err)
+		}
+		t.Logf("dial %s: %v", r.addr, errno)
+		seen[r.addr] = failures[errno]
+	}
+	if seen["198.18.1.3"] != FailureETIMEDOUT {
+		t.Errorf("the connect() with a user timeout of 500 ms failed with %v, want ETIMEDOUT", seen["198.18.1.3"])
+	}
+	d, err := tr.Drain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]OutboundCounts{}
+	for _, o := range d.Outbound {
+		got[o.Destination.String()] = o.Counts
+	}
+	for addr, failure := range seen {
+		var w OutboundCounts
+		w.Failed[failure] = 1
+		if got[addr] != w {
+			t.Errorf("toward %s: %+v, want one failure with %v", addr, got[addr], failure)
+		}
 	}
 }
