@@ -202,10 +202,9 @@ func Load(opts Options) (*Tracer, error) {
 	for _, hook := range []string{HookBTF, HookRaw} {
 		t, err := load(opts, cache, kernelTypes, hook)
 		if err == nil {
-			// The decoded BTF is garbage now: hand it back to the OS
-			// before the daemon's tables grow, so that it does not add
-			// to the daemon's peak RSS.
-			cache, kernelTypes = nil, nil
+			// The decoded BTF is garbage once Load returns: hand it
+			// back to the OS before the daemon's tables grow, so that
+			// it does not add to the daemon's peak RSS.
 			runtime.GC()
 			debug.FreeOSMemory()
 			return t, nil
