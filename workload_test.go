@@ -238,6 +238,27 @@ func TestIntegrationWorkloadPortRange(t *testing.T) {
 	assertNothingLeft(t, before)
 }
 
+// TestIntegrationWorkloadFlaskPortRange narrows the port range with the
+// seed's Flask app, whose redis-py calls connect() once per request and
+// tries no more: the tracer's EADDRNOTAVAIL count of arm 1 is then exactly
+// the load's connect errors.
+func TestIntegrationWorkloadFlaskPortRange(t *testing.T) {
+	needWorkload(t, "gunicorn")
+	before := workloadProcesses(t)
+	r := runWorkload(t, "--app=flask", "--arms=1", "--duration=3s", "--port-range=40000-40199")
+	a1 := arm(t, r, 1)
+	if a1.ConnectErrors == nil || *a1.ConnectErrors == 0 {
+		t.Fatalf("arm 1: connect errors %v, want some", a1.ConnectErrors)
+	}
+	if a1.Tracer == nil {
+		t.Skip("the connection tracer was not up: its figures are not checked")
+	}
+	if got := a1.Tracer.ConnectFailures["EADDRNOTAVAIL"]; got != float64(*a1.ConnectErrors) {
+		t.Errorf("arm 1: tracer EADDRNOTAVAIL %v, load's connect errors %d; want them equal", got, *a1.ConnectErrors)
+	}
+	assertNothingLeft(t, before)
+}
+
 // TestIntegrationWorkloadFlask runs the seed's own app, under gunicorn, and
 // checks it as the Go app.
 //
