@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +36,7 @@ type adviseCommand struct {
 	output     *string
 	sysctlFile *string
 	apply      *bool
+	prometheus *prometheusFlags
 }
 
 func addAdviseCommand(app *kingpin.Application) *adviseCommand {
@@ -46,11 +46,12 @@ func addAdviseCommand(app *kingpin.Application) *adviseCommand {
 		cmd: cmd,
 		url: cmd.Flag("url", "URL of a running tcpadvisor daemon to ask, such as http://127.0.0.1:10067. Without it, advise samples this host itself.").
 			PlaceHolder("URL").String(),
-		duration: durationFlag(cmd, "duration", "How long to sample this host when there is no --url. The rules' for: and range windows are scaled to fit in it.", time.Minute),
+		duration: cliflag.Duration(cmd, "duration", "How long to sample this host when there is no --url. The rules' for: and range windows are scaled to fit in it.", time.Minute),
 		output:   cmd.Flag("output", "Output format: text or json.").Short('o').Default("text").Enum("text", "json"),
 		sysctlFile: cmd.Flag("sysctl-file", "Write a commented drop-in for /etc/sysctl.d with only the sysctl changes the advice justifies.").
 			PlaceHolder("PATH").String(),
-		apply: cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after. Nothing is changed without this flag.").Bool(),
+		apply:      cmd.Flag("apply", "Write the justified sysctl changes to /proc/sys now (root only), printing each value before and after. Nothing is changed without this flag.").Bool(),
+		prometheus: addPrometheusFlags(cmd, "URL of a Prometheus-compatible server that scrapes the daemons and loads rules/, such as http://prometheus:9090: print the advice of every host it scrapes (docs/fleet.md)."),
 	}
 }
 
@@ -60,8 +61,16 @@ func (a *adviseCommand) run(opts exporter.Options, ruleFiles []string, logger *s
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return exitError
 	}
+	if *a.prometheus.url != "" {
+		return a.prometheus.advise(*a.output, map[string]bool{"--url": *a.url != "", "--sysctl-file": *a.sysctlFile != "", "--apply": *a.apply}, logger)
+	}
 	if *a.apply && os.Geteuid() != 0 {
 		return fail(advisor.ErrNotRoot)
+	}
+	if *a.sysctlFile != "" {
+		if err := checkOutputFile("sysctl-file", *a.sysctlFile); err != nil {
+			return fail(err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -145,70 +154,47 @@ func fetchReport(ctx context.Context, base string) (advisor.Report, error) {
 // sample runs the exporter and the rules on this host for the duration,
 // with the rules' windows scaled to fit, and returns the advice at the end.
 func (a *adviseCommand) sample(ctx context.Context, opts exporter.Options, ruleFiles []string, logger *slog.Logger) (advisor.Report, error) {
-	exp, err := exporter.NewFromOptions(opts, logger)
-	if err != nil {
-		return advisor.Report{}, err
-	}
-	defer exp.Close()
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(exp)
 	duration := *a.duration
-	// Sixty cycles over the duration, within what a collection can keep up with.
-	interval := min(max(duration/60, 200*time.Millisecond), 15*time.Second)
-	engineOpts := engine.Options{RuleFiles: ruleFiles, Bundled: rules.Files, Interval: interval, TimeScale: 1, Logger: logger}
-	scale, err := fitTimeScale(engineOpts, registry, duration)
+	scale, err := pipeline.FitTimeScale(ruleFiles, duration, logger)
 	if err != nil {
 		return advisor.Report{}, err
 	}
-	engineOpts.TimeScale = scale
-	eng, err := engine.New(engineOpts, registry)
+	p, err := pipeline.New(pipeline.Options{
+		Exporter:  opts,
+		RuleFiles: ruleFiles,
+		// Sixty cycles over the duration, within what a collection can
+		// keep up with.
+		Interval:  min(max(duration/60, 200*time.Millisecond), 15*time.Second),
+		TimeScale: scale,
+		Logger:    logger,
+	})
 	if err != nil {
 		return advisor.Report{}, err
 	}
-	defer eng.Close()
+	defer p.Close()
 
 	progress := isTerminal(os.Stderr)
 	start := time.Now()
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		if err := eng.Cycle(ctx, time.Now()); err != nil {
-			logger.Warn("advisor cycle failed", "err", err)
-		}
-		elapsed := time.Since(start)
+	// Run stops at the end of the duration, or at Ctrl-C: the report then
+	// says what the samples so far say.
+	sampling, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
+	p.Run(sampling, func(now time.Time) {
 		if progress {
-			fmt.Fprintf(os.Stderr, "\rtcpadvisor: sampling this host, %2.0f s of %.0f s, %d alert(s) active ", elapsed.Seconds(), duration.Seconds(), len(eng.Alerts()))
+			fmt.Fprintf(os.Stderr, "\rtcpadvisor: sampling this host, %2.0f s of %.0f s, %d alert(s) active ", now.Sub(start).Seconds(), duration.Seconds(), len(p.Alerts()))
 		}
-		if elapsed >= duration {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			// Ctrl-C: report what the samples so far say.
-			duration = 0
-		case <-ticker.C:
+	})
+	if ctx.Err() == nil {
+		// The last tick may have lost its race with the deadline: the
+		// report is of a cycle at the end of the duration.
+		if err := p.Cycle(ctx, time.Now()); err != nil {
+			logger.Warn("advisor cycle failed", "err", err)
 		}
 	}
 	if progress {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
-	return advisor.New(eng, sysctlReader(opts.ProcPath), logger).Report(context.WithoutCancel(ctx), time.Now()), nil
-}
-
-// fitTimeScale returns the time scale that makes the rules' longest window
-// (for: plus range) take half the sampling duration, so that a condition
-// that holds from the start fires within it; 1 when they already fit.
-func fitTimeScale(opts engine.Options, source prometheus.Gatherer, duration time.Duration) (float64, error) {
-	probe, err := engine.New(opts, source)
-	if err != nil {
-		return 0, err
-	}
-	longest := probe.LongestWindow()
-	probe.Close()
-	if longest <= duration/2 {
-		return 1, nil
-	}
-	return float64(duration/2) / float64(longest), nil
+	return p.Report(context.WithoutCancel(ctx), time.Now()), nil
 }
 
 // isTerminal reports whether f is a terminal, where a progress line may be

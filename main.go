@@ -2,8 +2,8 @@
 // read from the kernel with sock_diag, as Prometheus metrics.
 //
 // Subcommands: serve (the daemon, also what runs with no subcommand),
-// advise, workload (the seed's experiment, measured and advised on) and
-// version. Every error from bad input is one line on stderr naming the input
+// advise, fleet (the advice of every host a Prometheus scrapes), workload
+// (the seed's experiment, measured and advised on) and version. Every error from bad input is one line on stderr naming the input
 // and the fix, and a non-zero exit.
 package main
 
@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
+	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 const programName = "tcpadvisor"
@@ -48,11 +50,12 @@ func run(args []string) int {
 
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
-	collectorFlags := addCollectorFlags(app)
-	ruleFiles := ruleFiles(app)
+	collectorFlags := exporter.AddFlags(app)
+	ruleFiles := pipeline.AddRuleFilesFlag(app)
 	serve := addServeCommand(app)
 	advise := addAdviseCommand(app)
 	workloadCmd := addWorkloadCommand(app)
+	fleetCmd := addFleetCommand(app)
 	versionCmd := app.Command("version", "Print the version and build information.")
 
 	command, err := app.Parse(args)
@@ -61,7 +64,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		if arg, ok := strings.CutPrefix(err.Error(), "unexpected "); ok {
-			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise, workload and version, try --help\n", programName, arg)
+			fmt.Fprintf(os.Stderr, "%s: unexpected argument %q: the commands are serve, advise, fleet, workload and version, try --help\n", programName, arg)
 		} else {
 			fmt.Fprintf(os.Stderr, "%s: %s, try --help\n", programName, oneLine(err))
 		}
@@ -73,12 +76,19 @@ func run(args []string) int {
 	}
 	logger := promslog.New(logConfig)
 	if command == advise.cmd.FullCommand() {
-		return advise.run(collectorFlags.options(), *ruleFiles, logger)
+		return advise.run(collectorFlags.Options(), *ruleFiles, logger)
+	}
+	if command == fleetCmd.cmd.FullCommand() {
+		if err := fleetCmd.run(logger); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
+			return 2
+		}
+		return 0
 	}
 	if command == workloadCmd.cmd.FullCommand() {
-		return workloadCmd.run(args, collectorFlags.options(), *ruleFiles, logger)
+		return workloadCmd.run(args, collectorFlags.Options(), *ruleFiles, logger)
 	}
-	if err := serve.run(collectorFlags.options(), *ruleFiles, logger); err != nil {
+	if err := serve.run(collectorFlags.Options(), *ruleFiles, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", programName, oneLine(err))
 		return 1
 	}

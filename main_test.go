@@ -68,12 +68,18 @@ func TestBadInput(t *testing.T) {
 		code int
 	}{
 		{"unknown flag", []string{"--no-such-flag"}, `tcpadvisor: unknown long flag '--no-such-flag', try --help`, 2},
-		{"unknown command", []string{"frobnicate"}, `tcpadvisor: unexpected argument "frobnicate": the commands are serve, advise, workload and version, try --help`, 2},
+		{"unknown command", []string{"frobnicate"}, `tcpadvisor: unexpected argument "frobnicate": the commands are serve, advise, fleet, workload and version, try --help`, 2},
 		{"top destinations zero", []string{"--collector.sockets.top-destinations=0"}, `tcpadvisor: --collector.sockets.top-destinations="0": want a whole number of at least 1, try --help`, 2},
 		{"top destinations negative", []string{"--collector.sockets.top-destinations=-5"}, `--collector.sockets.top-destinations="-5": want a whole number of at least 1`, 2},
 		{"top destinations not a number", []string{"--collector.sockets.top-destinations=many"}, `--collector.sockets.top-destinations="many": want a whole number of at least 1`, 2},
 		{"max service ports zero", []string{"--collector.sockets.max-service-ports=0"}, `--collector.sockets.max-service-ports="0": want a whole number of at least 1`, 2},
-		{"pin destination without port", []string{"--collector.sockets.pin-destination=10.0.0.5"}, `tcpadvisor: --collector.sockets.pin-destination="10.0.0.5": want ADDRESS:PORT with a literal IP, such as 10.0.0.5:6379 or [2001:db8::5]:6379`, 2},
+		{"pin destination without port", []string{"--collector.sockets.pin-destination=10.0.0.5"}, `tcpadvisor: --collector.sockets.pin-destination="10.0.0.5": want ADDRESS:PORT with a literal IP and a port from 1 to 65535, such as 10.0.0.5:6379 or [2001:db8::5]:6379`, 2},
+		{"pin destination port zero", []string{"--collector.sockets.pin-destination=10.0.0.5:0"}, `--collector.sockets.pin-destination="10.0.0.5:0": want ADDRESS:PORT with a literal IP and a port from 1 to 65535`, 2},
+		{"telemetry path empty", []string{"--web.telemetry-path="}, `tcpadvisor: --web.telemetry-path="": want a path such as /metrics`, 2},
+		{"telemetry path relative", []string{"--web.telemetry-path=foo"}, `--web.telemetry-path="foo": want a path such as /metrics`, 2},
+		{"telemetry path is the advice", []string{"--web.telemetry-path=/advice"}, `--web.telemetry-path="/advice": want a path such as /metrics`, 2},
+		{"telemetry path with a space", []string{"--web.telemetry-path=/a b"}, `--web.telemetry-path="/a b": want a path such as /metrics`, 2},
+		{"telemetry path with a wildcard", []string{"--web.telemetry-path=/{x}"}, `--web.telemetry-path="/{x}": want a path such as /metrics`, 2},
 		{"pin destination with a hostname", []string{"--collector.sockets.pin-destination=redis:6379"}, `--collector.sockets.pin-destination="redis:6379": want ADDRESS:PORT`, 2},
 		{"pin port out of range", []string{"--collector.sockets.pin-service-port=70000"}, `--collector.sockets.pin-service-port="70000": want a port number from 1 to 65535`, 2},
 		{"timeout not a duration", []string{"--collector.timeout=soon"}, `--collector.timeout="soon": want a positive duration`, 2},
@@ -82,7 +88,8 @@ func TestBadInput(t *testing.T) {
 		{"procfs missing", []string{"--path.procfs=/nonexistent", "--web.listen-address=" + netnstest.FreeAddress(t)}, `--path.procfs=/nonexistent:`, 1},
 		{"web config missing", []string{"--web.config.file=" + missing, "--web.listen-address=" + netnstest.FreeAddress(t)}, `--web.config.file=` + missing + `:`, 1},
 		{"web config invalid", []string{"--web.config.file=" + badConfig, "--web.listen-address=" + netnstest.FreeAddress(t)}, `--web.config.file=` + badConfig + `:`, 1},
-		{"listen address occupied", []string{"--web.listen-address=" + occupied.Addr().String()}, `--web.listen-address=[` + occupied.Addr().String() + `]: address already in use; stop what listens there or choose another address`, 1},
+		{"listen address occupied", []string{"--web.listen-address=" + occupied.Addr().String()}, `--web.listen-address=` + occupied.Addr().String() + `: address already in use; stop what listens there or choose another address`, 1},
+		{"second listen address occupied", []string{"--web.listen-address=" + netnstest.FreeAddress(t), "--web.listen-address=" + occupied.Addr().String()}, `--web.listen-address=` + occupied.Addr().String() + `: address already in use`, 1},
 		{"listen address malformed", []string{"--web.listen-address=nope"}, `--web.listen-address=[nope]`, 1},
 		{"rule file with a bad expression", []string{"--rules.file=" + badRules, "--web.listen-address=" + netnstest.FreeAddress(t)}, badRules + `:5: group "g", rule 1: could not parse expression`, 1},
 		{"max requests negative", []string{"--web.max-requests=-1"}, `--web.max-requests="-1": want a whole number of at least 0`, 2},
@@ -132,17 +139,6 @@ func TestIntegrationServe(t *testing.T) {
 	if os.Geteuid() == 0 && !strings.Contains(metrics, "tcpadvisor_tracer_up 1") {
 		t.Errorf("run as root, the connection tracer is not up:\n%s", grepLines(metrics, "tcpadvisor_tracer_"))
 	}
-}
-
-// grepLines returns the lines of text that contain s.
-func grepLines(text, s string) string {
-	var lines []string
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, s) {
-			lines = append(lines, line)
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // TestIntegrationServeUnprivileged runs the daemon as nobody with no
@@ -279,7 +275,9 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", ownConnection} {
+	for _, want := range []string{"tcpadvisor_build_info{", "go_goroutines ", "process_resident_memory_bytes ", ownConnection,
+		// The advisor's own health, under the names Prometheus gives it.
+		"prometheus_rule_evaluations_total{", "prometheus_rule_evaluation_failures_total{", "prometheus_rule_group_last_duration_seconds{"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
@@ -370,6 +368,10 @@ func TestAdviseBadInput(t *testing.T) {
 		{[]string{"advise", "--rules.file=/nonexistent.yml"}, `--rules.file="/nonexistent.yml": want a readable rule file`},
 		{[]string{"--alertmanager.url=localhost:9093"}, `--alertmanager.url="localhost:9093": want an http:// or https:// URL`},
 		{[]string{"--rules.time-scale=2"}, `--rules.time-scale="2": want a number above 0 and at most 1`},
+		// Checked before the minute of sampling: runBinary gives 10 s.
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/nonexistent/x"}, `--sysctl-file=/nonexistent/x: cannot be created (open /nonexistent/.tcpadvisor-check-`},
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/proc/x"}, `--sysctl-file=/proc/x: cannot be created (open /proc/.tcpadvisor-check-`},
+		{[]string{"advise", "--duration=60s", "--sysctl-file=/etc"}, `--sysctl-file=/etc: not a regular file`},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runBinary(t, tt.args...)

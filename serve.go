@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,10 +21,10 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 // defaultListenAddress is outside the fully allocated 9100-9999 block of
@@ -47,13 +46,13 @@ func addServeCommand(app *kingpin.Application) *serveCommand {
 	cmd := app.Command("serve", "Run the exporter and the advisor (the default command).").Default()
 	return &serveCommand{
 		web:           kingpinflag.AddFlags(cmd, defaultListenAddress),
-		telemetryPath: cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
-		maxRequests:   intFlag(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
+		telemetryPath: telemetryPathFlag(cmd),
+		maxRequests:   cliflag.Int(cmd, "web.max-requests", "Most scrapes served in parallel; further ones get 503. 0 disables the limit.", 40, 0),
 		externalURL:   cmd.Flag("web.external-url", "The URL under which tcpadvisor is reached, for the links in alerts. Default: http://HOSTNAME:PORT.").PlaceHolder("URL").String(),
-		interval:      durationFlag(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
-		timeScale: fractionFlag(cmd, "rules.time-scale",
+		interval:      cliflag.Duration(cmd, "rules.evaluation-interval", "How often the advisor samples the collectors and evaluates the rules.", 15*time.Second),
+		timeScale: cliflag.Fraction(cmd, "rules.time-scale",
 			"Multiplies every for: and range window of the rules, to see advice sooner in tests and demonstrations (0.1: a for: 5m holds after 30s). 1 evaluates them as written.", 1),
-		alertmanagers: urlFlags(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
+		alertmanagers: cliflag.URLs(cmd, "alertmanager.url", "Alertmanager to send the advisor's alerts to (API v2), such as http://127.0.0.1:9093. Repeatable."),
 	}
 }
 
@@ -64,32 +63,27 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 			return fmt.Errorf("--web.config.file=%s: %v; fix the file or leave the flag out", path, err)
 		}
 	}
-	exp, err := exporter.NewFromOptions(opts, logger)
-	if err != nil {
-		return err
-	}
-	// Detaches the connection tracer, also on SIGTERM (run returns then).
-	defer exp.Close()
-	// The advisor samples a registry of its own, holding only the exporter:
-	// the rules read nothing else.
-	sampled := prometheus.NewRegistry()
-	sampled.MustRegister(exp)
-	eng, err := engine.New(engine.Options{
+	// The served registry gets the engine's and the notifier's metrics
+	// beside the exporter's.
+	registry := prometheus.NewRegistry()
+	p, err := pipeline.New(pipeline.Options{
+		Exporter:      opts,
 		RuleFiles:     ruleFiles,
-		Bundled:       rules.Files,
 		Interval:      *s.interval,
 		TimeScale:     *s.timeScale,
 		Alertmanagers: *s.alertmanagers,
 		ExternalURL:   s.externalURLOrDefault(),
 		Labels:        map[string]string{"instance": s.instance(), "job": "tcpadvisor"},
+		Registerer:    registry,
+		LogAdvice:     true,
 		Logger:        logger,
-	}, sampled)
+	})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer p.Close()
 
-	handler, err := newHandler(exp, advisor.New(eng, sysctlReader(opts.ProcPath), logger), *s.telemetryPath, *s.maxRequests, logger)
+	handler, err := newHandler(registry, p, *s.telemetryPath, *s.maxRequests, logger)
 	if err != nil {
 		return err
 	}
@@ -98,31 +92,24 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 		logger.Warn("running as root: tcpadvisor needs no more than CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (to name socket owners), and CAP_SYS_ADMIN with --collector.netns; run it as an unprivileged user with those (deploy/systemd)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go eng.Run(ctx)
+	// The engine's cycle ends before the deferred Close closes its
+	// store and its Alertmanager queues under it.
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		p.Run(ctx, nil)
+	}()
+	defer func() {
+		stop()
+		<-engineDone
+	}()
 
-	server := &http.Server{Handler: handler}
 	// On SIGTERM or SIGINT, finish the requests under way and return, so
 	// that the deferred Close removes the advisor's store and flushes its
 	// alerts.
-	go func() {
-		<-ctx.Done()
-		logger.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		server.Shutdown(shutdownCtx)
-	}()
-	err = web.ListenAndServe(server, s.web, logger)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("--web.listen-address=%v: address already in use; stop what listens there or choose another address", *s.web.WebListenAddresses)
-	}
-	if err != nil {
-		return fmt.Errorf("serve on --web.listen-address=%v: %w", *s.web.WebListenAddresses, err)
-	}
-	return nil
+	limits := defaultHTTPLimits(opts.Timeout)
+	logger.Debug("HTTP limits", "max_connections", limits.maxConnections, "read_header_timeout", limits.readHeaderTimeout, "write_timeout", limits.writeTimeout)
+	return serveHTTP(ctx, newHTTPServer(handler, limits), s.web, limits.shutdownGrace, logger)
 }
 
 // instance is the instance label of the advisor's samples: this host and
@@ -144,21 +131,16 @@ func (s *serveCommand) externalURLOrDefault() string {
 	return "http://" + s.instance()
 }
 
-// sysctlReader reads a sysctl by its dotted name under procPath.
-func sysctlReader(procPath string) func(string) (string, error) {
-	return func(name string) (string, error) {
-		b, err := os.ReadFile(advisor.SysctlPath(procPath, name))
-		return string(b), err
-	}
-}
-
 // newHandler returns the daemon's HTTP handler: the landing page, the
-// advice, and the metrics of the exporter, of the Go runtime and of the
-// process.
-func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
-	registry := prometheus.NewRegistry()
+// advice, and the metrics of registry (the engine's and the notifier's),
+// of the pipeline's exporter, of the Go runtime and of the process.
+func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPath string, maxRequests int, logger *slog.Logger) (http.Handler, error) {
 	registry.MustRegister(
-		exp,
+		p.Exporter,
+		// The advice as metrics, for a Prometheus that does not load the
+		// rules: on the served registry only, never on the one the
+		// engine samples.
+		advisor.NewCollector(p.Advisor()),
 		versioncollector.NewCollector(exporter.Namespace),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -169,7 +151,7 @@ func newHandler(exp *exporter.Exporter, adv *advisor.Advisor, telemetryPath stri
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxRequests,
 	}))
-	mux.Handle("/advice", adviceHandler(adv, logger))
+	mux.Handle("/advice", adviceHandler(p.Advisor(), logger))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "tcpadvisor",

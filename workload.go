@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 	"github.com/tcpadvisor/tcpadvisor/workload"
 )
 
@@ -35,6 +34,7 @@ type workloadCommand struct {
 	cmd          *kingpin.CmdClause
 	arms         *[]int
 	app          *string
+	servicePorts *string
 	load         *string
 	duration     *time.Duration
 	requests     *int
@@ -54,38 +54,38 @@ func addWorkloadCommand(app *kingpin.Application) *workloadCommand {
 		"As root each arm runs in network namespaces of its own; without root, on the host's loopback.")
 	w := &workloadCommand{cmd: cmd, arms: new([]int), portRange: new(workload.PortRange), timeScale: new(float64), requests: new(int)}
 	cmd.Flag("arms", "Arms to run, comma-separated: 1 app → Redis without a pool, 2 with a pool, 3 nginx → app without upstream keepalive, 4 with it.").
-		Default("1,2,3,4").SetValue(&checkedValue[[]int]{
-		flag: "arms", dst: w.arms, parse: workload.ParseArms,
-		want: "arm numbers from 1 to 4 separated by commas, such as 1,2",
+		Default("1,2,3,4").SetValue(&cliflag.Value[[]int]{
+		Flag: "arms", Dst: w.arms, Parse: workload.ParseArms,
+		Want: "arm numbers from 1 to 4 separated by commas, such as 1,2",
 	})
 	w.app = cmd.Flag("app", "The app: go (go-redis, served in-process) or flask (the seed's Flask app under gunicorn).").Default(workload.AppGo).Enum(workload.AppGo, workload.AppFlask)
+	w.servicePorts = cmd.Flag("service-ports", "The ports of the arms' servers: well-known (Redis 6379, the app on a port the rules call HTTP, such as 5000) "+
+		"or unusual (Redis from 16379, the app from 18002), whose kind the advisor must learn from the listening process.").
+		Default(workload.PortsWellKnown).Enum(workload.PortsWellKnown, workload.PortsUnusual)
 	w.load = cmd.Flag("load", "The load: builtin (a closed loop of keep-alive connections) or siege.").Default(workload.LoadBuiltin).Enum(workload.LoadBuiltin, workload.LoadSiege)
-	w.duration = durationFlag(cmd, "duration", "How long the load runs in each arm.", 20*time.Second)
+	w.duration = cliflag.Duration(cmd, "duration", "How long the load runs in each arm.", 20*time.Second)
 	cmd.Flag("requests", "Stop the built-in load of each arm after this many requests (or --duration, whichever comes first).").
-		PlaceHolder("N").SetValue(&checkedValue[int]{
-		flag: "requests", dst: w.requests, want: "a whole number of at least 1",
-		parse: func(s string) (int, bool) {
+		PlaceHolder("N").SetValue(&cliflag.Value[int]{
+		Flag: "requests", Dst: w.requests, Want: "a whole number of at least 1",
+		Parse: func(s string) (int, bool) {
 			n, err := strconv.Atoi(s)
 			return n, err == nil && n >= 1
 		},
 	})
-	w.rounds = intFlag(cmd, "rounds", "Interleave the arms: start them all, then run each arm's load for --duration/N in turn, N times over, "+
+	w.rounds = cliflag.Int(cmd, "rounds", "Interleave the arms: start them all, then run each arm's load for --duration/N in turn, N times over, "+
 		"every other round in reverse order, so that other work on the machine weighs on every arm alike. 1: the arms run one after the other.", 1, 1)
-	w.concurrency = intFlag(cmd, "concurrency", "Clients of the load, each with a connection of its own.", 20, 1)
+	w.concurrency = cliflag.Int(cmd, "concurrency", "Clients of the load, each with a connection of its own.", 20, 1)
 	cmd.Flag("port-range", "Narrow net.ipv4.ip_local_port_range in each arm's namespace to LOW-HIGH, and set tcp_tw_reuse=0 there, so that port exhaustion shows in seconds. Root only.").
-		PlaceHolder("LOW-HIGH").SetValue(&checkedValue[workload.PortRange]{
-		flag: "port-range", dst: w.portRange, parse: workload.ParsePortRange,
-		want: "LOW-HIGH with 1 <= LOW <= HIGH <= 65535, such as 40000-40199",
+		PlaceHolder("LOW-HIGH").SetValue(&cliflag.Value[workload.PortRange]{
+		Flag: "port-range", Dst: w.portRange, Parse: workload.ParsePortRange,
+		Want: "LOW-HIGH with 1 <= LOW <= HIGH <= 65535, such as 40000-40199",
 	})
 	w.output = cmd.Flag("output", "Output format: text, json or markdown.").Short('o').Default("text").Enum("text", "json", "markdown")
 	w.out = cmd.Flag("out", "Also write report.json, report.md and chart.svg (TIME_WAIT over time and TPS per arm) to this directory.").PlaceHolder("DIR").String()
 	cmd.Flag("rules.time-scale", "Multiplies every for: and range window of the rules. Default: what fits the longest window in half of --duration.").
-		IsSetByUser(&w.timeScaleSet).SetValue(&checkedValue[float64]{
-		flag: "rules.time-scale", dst: w.timeScale, want: "a number above 0 and at most 1, such as 0.1",
-		parse: func(s string) (float64, bool) {
-			f, err := strconv.ParseFloat(s, 64)
-			return f, err == nil && f > 0 && f <= 1
-		},
+		IsSetByUser(&w.timeScaleSet).SetValue(&cliflag.Value[float64]{
+		Flag: "rules.time-scale", Dst: w.timeScale, Want: "a number above 0 and at most 1, such as 0.1",
+		Parse: cliflag.ParseFraction,
 	})
 	w.arm = cmd.Flag(armFlag, "Run this one arm here, in the namespaces the workload made.").Hidden().Int()
 	return w
@@ -111,13 +111,18 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	if turn := *w.duration / time.Duration(*w.rounds); turn < minTurn {
 		return fail(&workload.InputError{Msg: fmt.Sprintf("--rounds=%d: each turn of an arm would last %v, want at least %v: lower --rounds or raise --duration", *w.rounds, turn, minTurn)})
 	}
+	if *w.out != "" {
+		if err := checkOutputDir("out", *w.out); err != nil {
+			return fail(&workload.InputError{Msg: err.Error()})
+		}
+	}
 	cfg := workload.Config{
-		Arms: *w.arms, App: *w.app, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
+		Arms: *w.arms, App: *w.app, ServicePorts: *w.servicePorts, Load: *w.load, Duration: *w.duration, Rounds: *w.rounds, Requests: *w.requests,
 		Concurrency: *w.concurrency, PortRange: *w.portRange, TimeScale: *w.timeScale,
-		Exporter: opts, RuleFiles: ruleFiles, ReadSysctl: sysctlReader(opts.ProcPath), Logger: logger,
+		Exporter: opts, RuleFiles: ruleFiles, Logger: logger,
 	}
 	if !w.timeScaleSet {
-		scale, err := fitTimeScale(engine.Options{RuleFiles: ruleFiles, Bundled: rules.Files, TimeScale: 1, Logger: logger}, prometheus.NewRegistry(), cfg.Duration)
+		scale, err := pipeline.FitTimeScale(ruleFiles, cfg.Duration, logger)
 		if err != nil {
 			return fail(err)
 		}

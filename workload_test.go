@@ -112,15 +112,7 @@ func checkArms(t *testing.T, r workload.Report) {
 	}) {
 		t.Errorf("arm 1 fired %v, want pool toward Redis at %s", a1.Advice, a1.Redis)
 	}
-	appPort := a3.App[strings.LastIndex(a3.App, ":")+1:]
-	if !slices.ContainsFunc(fired(a3, "upstream-keepalive"), func(f workload.FiredAdvice) bool {
-		// The client view (nginx toward the app) or the server view (the
-		// app's service port, where the app, closing first, keeps most of
-		// the TIME_WAIT).
-		return f.Target["destination_address"]+":"+f.Target["destination_port"] == a3.App || f.Target["port"] == appPort
-	}) {
-		t.Errorf("arm 3 fired %v, want upstream-keepalive toward the app at %s", a3.Advice, a3.App)
-	}
+	checkArm3(t, a3, r.App)
 	for _, a := range []workload.ArmResult{a2, a4} {
 		for _, id := range []string{"pool", "upstream-keepalive", "port-pressure"} {
 			if f := fired(a, id); len(f) > 0 {
@@ -148,6 +140,48 @@ func checkArms(t *testing.T, r workload.Report) {
 		t.Errorf("TPS with upstream keepalive %.0f, without %.0f", a4.TPS, a3.TPS)
 	}
 	t.Logf("TPS with a pool %+.1f %%, with upstream keepalive %+.1f %%", 100*(a2.TPS/a1.TPS-1), 100*(a4.TPS/a3.TPS-1))
+}
+
+// checkArm3 checks the advice of arm 3, nginx → the app without upstream
+// keepalive: one flow seen from both ends (nginx's TIME_WAIT toward the
+// app, the app's on its service port) gives one advice, upstream-keepalive,
+// naming the app's process, and nginx where the exporter names the client;
+// never pool.
+func checkArm3(t *testing.T, a3 workload.ArmResult, app string) {
+	t.Helper()
+	appPort := a3.App[strings.LastIndex(a3.App, ":")+1:]
+	aboutApp := func(f workload.FiredAdvice) bool {
+		// The client view (nginx toward the app) or the server view (the
+		// app's service port, where the app, closing first, keeps most of
+		// the TIME_WAIT).
+		return f.Target["destination_address"]+":"+f.Target["destination_port"] == a3.App || f.Target["port"] == appPort
+	}
+	server := "gunicorn"
+	if app == workload.AppGo {
+		// The Go app is served by the workload's own process; the kernel
+		// keeps 15 bytes of a process name.
+		server = filepath.Base(binary)[:min(15, len(filepath.Base(binary)))]
+	}
+	named := false
+	for _, f := range a3.Advice {
+		if !aboutApp(f) {
+			continue
+		}
+		if f.ID != "upstream-keepalive" {
+			t.Errorf("arm 3 fired %s about the app at %s (%+v): one flow, one advice, upstream-keepalive", f.ID, a3.App, f)
+		}
+		// nginx's upstream connections live a few milliseconds: the
+		// sock_diag snapshot rarely finds the process of one before it
+		// is gone, and then names its unit only, with process
+		// "unknown". Where it names a process, it must be nginx.
+		if f.Client != "" && f.Client != "unknown" && f.Client != "nginx" {
+			t.Errorf("arm 3 advice %+v names client %s, want nginx", f, f.Client)
+		}
+		named = named || f.Server == server
+	}
+	if !named {
+		t.Errorf("arm 3 fired %+v, want upstream-keepalive toward the app at %s naming its server %s", a3.Advice, a3.App, server)
+	}
 }
 
 // checkPortRange checks arms 1 and 2 in a narrow port range without
@@ -281,6 +315,32 @@ func TestIntegrationWorkloadFlask(t *testing.T) {
 	r = runWorkload(t, "--app=flask", "--arms=1,2", "--duration=3s", "--port-range=40000-40199")
 	checkPortRange(t, r, "40000-40199")
 	assertNothingLeft(t, before)
+}
+
+// TestIntegrationWorkloadUnusualPorts runs Redis and the app on ports that
+// tell nothing of their kind (Redis from 16379, the app from 18002), with
+// the Go and the Flask app: the advisor learns what serves from the
+// listening process, gives the Redis fix naming redis-server in arm 1, and
+// one upstream-keepalive advice naming nginx and the app in arm 3.
+func TestIntegrationWorkloadUnusualPorts(t *testing.T) {
+	for _, app := range []string{workload.AppGo, workload.AppFlask} {
+		t.Run(app, func(t *testing.T) {
+			needWorkload(t, "nginx", "gunicorn")
+			before := workloadProcesses(t)
+			r := runWorkload(t, "--app="+app, "--arms=1,3", "--service-ports=unusual", "--duration=6s")
+			a1, a3 := arm(t, r, 1), arm(t, r, 3)
+			if !strings.HasPrefix(a1.Redis, "127.0.0.1:163") || !strings.HasPrefix(a3.App, "127.0.0.1:180") {
+				t.Errorf("Redis at %s, the app at %s: want ports from 16379 and 18002", a1.Redis, a3.App)
+			}
+			if !slices.ContainsFunc(fired(a1, "pool"), func(f workload.FiredAdvice) bool {
+				return f.Target["destination_address"]+":"+f.Target["destination_port"] == a1.Redis && f.Server == "redis-server"
+			}) {
+				t.Errorf("arm 1 fired %+v, want pool toward Redis at %s naming redis-server", a1.Advice, a1.Redis)
+			}
+			checkArm3(t, a3, app)
+			assertNothingLeft(t, before)
+		})
+	}
 }
 
 // TestIntegrationWorkloadSiege drives arm 1 with siege.
@@ -455,6 +515,8 @@ func TestWorkloadBadInput(t *testing.T) {
 		{"rounds with siege", nil, []string{"--load=siege", "--rounds=2"}, `tcpadvisor: --rounds works with the built-in load only: siege would reconnect at each turn`, false},
 		{"turns too short", nil, []string{"--duration=1s", "--rounds=5"}, `tcpadvisor: --rounds=5: each turn of an arm would last 200ms, want at least 250ms: lower --rounds or raise --duration`, false},
 		{"zero rounds", nil, []string{"--rounds=0"}, `tcpadvisor: --rounds="0": want a whole number of at least 1, try --help`, false},
+		{"out under /proc", nil, []string{"--out=/proc/x"}, `tcpadvisor: --out=/proc/x: cannot be made (mkdir /proc/x: no such file or directory); choose a writable directory`, false},
+		{"out is a file", nil, []string{"--out=/etc/hostname"}, `tcpadvisor: --out=/etc/hostname: cannot be made (mkdir /etc/hostname: not a directory); choose a writable directory`, false},
 		{"no redis-server", []string{"PATH=" + t.TempDir()}, nil, `tcpadvisor: redis-server not found: install the Debian package redis-server`, false},
 		{"no nginx", []string{"PATH=" + onlyRedis}, []string{"--arms=1,3"}, `tcpadvisor: nginx not found: install the Debian package nginx`, true},
 		{"no siege", []string{"PATH=" + onlyRedis}, []string{"--arms=1", "--load=siege"}, `tcpadvisor: siege not found: install the Debian package siege`, true},

@@ -450,7 +450,7 @@ func netnsFamilies(t *testing.T) []*dto.MetricFamily {
 				return netns.Discovery{Namespaces: []netns.Namespace{{Name: "host", Inode: 1}, {Name: "app-ns", Inode: 2}}}, nil
 			},
 			func(_ context.Context, _ netns.Namespace, fn func() error) error { return fn() },
-			build, fixtureOwners{}),
+			build, fixtureOwners{}, slog.New(slog.DiscardHandler)),
 		"owners": exporter.NewOwnersCollector(func() owners.Status {
 			return owners.Status{CgroupUp: true, ProcessesUnreadable: 12, Missing: []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}}
 		}),

@@ -7,6 +7,8 @@ package exporter
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -40,6 +42,11 @@ var (
 // Exporter is a prometheus.Collector that runs a set of named Collectors.
 // Scrapes that arrive while a collection is running wait for it and share
 // its result, so any number of concurrent scrapes cost one collection.
+//
+// A collection ends at its deadline whatever its collectors do: one still
+// running then is reported failed, and is not started again until its
+// Update returns (a read of a hung file can block in the kernel, deaf to
+// any context), so a stuck source costs one goroutine, not one a scrape.
 type Exporter struct {
 	collectors map[string]Collector
 	names      []string
@@ -48,6 +55,9 @@ type Exporter struct {
 
 	mu       sync.Mutex
 	inflight *collection
+	// running holds the collectors whose Update has not returned yet,
+	// whether of the collection under way or of one that gave up on it.
+	running map[string]bool
 }
 
 type collection struct {
@@ -63,7 +73,7 @@ func New(collectors map[string]Collector, timeout time.Duration, logger *slog.Lo
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	return &Exporter{collectors: collectors, names: names, timeout: timeout, logger: logger}
+	return &Exporter{collectors: collectors, names: names, timeout: timeout, logger: logger, running: map[string]bool{}}
 }
 
 // Close releases what the collectors hold: the connection tracer's program
@@ -104,31 +114,84 @@ func (e *Exporter) collect() []prometheus.Metric {
 	return c.metrics
 }
 
-// run updates every collector concurrently and gathers their metrics.
+// outcome is what one collector's Update gave.
+type outcome struct {
+	metrics  []prometheus.Metric
+	duration time.Duration
+	err      error
+}
+
+// errStillRunning fails a collector whose Update from an earlier collection
+// has not returned.
+var errStillRunning = errors.New("still running since an earlier collection passed its deadline (--collector.timeout); not started again until it returns")
+
+// run updates every collector concurrently and gathers the metrics of those
+// done by the deadline; the others report failure.
 func (e *Exporter) run() []prometheus.Metric {
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
+	start := time.Now()
 
-	results := make([][]prometheus.Metric, len(e.names))
-	var wg sync.WaitGroup
+	outcomes := make([]chan outcome, len(e.names))
 	for i, name := range e.names {
-		wg.Go(func() { results[i] = e.runOne(ctx, name) })
+		outcomes[i] = make(chan outcome, 1)
+		if !e.start(name) {
+			outcomes[i] <- outcome{err: errStillRunning}
+			continue
+		}
+		go func() {
+			metrics, duration, err := runCollector(ctx, e.collectors[name])
+			e.finish(name)
+			outcomes[i] <- outcome{metrics, duration, err}
+		}()
 	}
-	wg.Wait()
+	results := make([][]prometheus.Metric, len(e.names))
+	for i, name := range e.names {
+		var o outcome
+		select {
+		case o = <-outcomes[i]:
+		case <-ctx.Done():
+			// A collector that heeds ctx returns at once; one that
+			// does not is left behind.
+			select {
+			case o = <-outcomes[i]:
+			default:
+				o = outcome{duration: time.Since(start), err: fmt.Errorf("no answer within --collector.timeout=%v: %w", e.timeout, ctx.Err())}
+			}
+		}
+		results[i] = e.report(name, o)
+	}
 	return slices.Concat(results...)
 }
 
-func (e *Exporter) runOne(ctx context.Context, name string) []prometheus.Metric {
-	metrics, duration, err := runCollector(ctx, e.collectors[name])
-	success := 1.0
-	if err != nil {
-		success = 0
-		e.logger.Error("collector failed", "collector", name, "duration_seconds", duration.Seconds(), "err", err)
-	} else {
-		e.logger.Debug("collector succeeded", "collector", name, "duration_seconds", duration.Seconds())
+// start marks name running, unless it already is.
+func (e *Exporter) start(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[name] {
+		return false
 	}
-	return append(metrics,
-		prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), name),
+	e.running[name] = true
+	return true
+}
+
+func (e *Exporter) finish(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.running, name)
+}
+
+// report returns a collector's metrics with its success and duration.
+func (e *Exporter) report(name string, o outcome) []prometheus.Metric {
+	success := 1.0
+	if o.err != nil {
+		success = 0
+		e.logger.Error("collector failed", "collector", name, "duration_seconds", o.duration.Seconds(), "err", o.err)
+	} else {
+		e.logger.Debug("collector succeeded", "collector", name, "duration_seconds", o.duration.Seconds())
+	}
+	return append(o.metrics,
+		prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, o.duration.Seconds(), name),
 		prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name),
 	)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -48,8 +49,9 @@ func fixtureExporter(t testing.TB, procPath string, conn *sockdiagtest.Conn, lim
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits},
-		hostSources(fs, conn.Dial, ownerFixture{}), discard)
+	src := hostSources(fs, conn.Dial, ownerFixture{})
+	src.netDir = filepath.Join(procPath, "net")
+	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits}, src, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +190,7 @@ func TestFaults(t *testing.T) {
 		{"netstat and snmp unreadable", &sockdiagtest.Conn{}, "testdata/broken/no-netstat", "netstat", "tcpadvisor_sockets{class=\"inbound\""},
 		{"sysctl file is garbage", &sockdiagtest.Conn{}, "testdata/broken/bad-sysctl", "sysctl", "tcpadvisor_sysctl_net_core_somaxconn 4096"},
 		{"sockstat missing", &sockdiagtest.Conn{}, "testdata/broken/no-sockstat", "sockstat", "tcpadvisor_tcpext_tw_total"},
+		{"fib_trie missing", &sockdiagtest.Conn{}, "testdata/broken/no-fib-trie", "addresses", "tcpadvisor_sockstat_tcp_tw 1507"},
 		{"port range unreadable fails sockets and sysctl", &sockdiagtest.Conn{}, "testdata/broken/no-port-range", "sockets,sysctl", "tcpadvisor_sockstat_tcp_tw 1507"},
 	}
 	for _, tt := range tests {

@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -26,18 +28,23 @@ type NamespacesCollector struct {
 	build func(ns netns.Namespace) (map[string]Collector, error)
 	// owners is refreshed once per scrape, for all namespaces.
 	owners OwnerResolver
+	logger *slog.Logger
 
 	// mu guards the collectors of each namespace, kept from one scrape
 	// to the next (their sock_diag sockets, and the census that
 	// remembers who opened connections) until the namespace is gone.
 	mu         sync.Mutex
 	namespaces map[namespaceKey]map[string]Collector
+	// toldNoPermission is set once the log said that namespaces cannot
+	// be entered without CAP_SYS_ADMIN: every scrape would say it again.
+	toldNoPermission bool
 
 	discoveredDesc *prometheus.Desc
 	overLimitDesc  *prometheus.Desc
 	unreadableDesc *prometheus.Desc
 	successDesc    *prometheus.Desc
 	durationDesc   *prometheus.Desc
+	missingDesc    *prometheus.Desc
 }
 
 // namespaceKey identifies a namespace and the name it is labelled with: a
@@ -49,12 +56,13 @@ type namespaceKey struct {
 
 // NewNamespacesCollector returns a collector over the namespaces that
 // discover lists, entered with enter, each read by the collectors build
-// returns.
+// returns. logger is told, once, of a privilege that entering lacks.
 func NewNamespacesCollector(
 	discover func() (netns.Discovery, error),
 	enter func(ctx context.Context, ns netns.Namespace, fn func() error) error,
 	build func(ns netns.Namespace) (map[string]Collector, error),
 	owners OwnerResolver,
+	logger *slog.Logger,
 ) *NamespacesCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "netns", name), help, labels, nil)
@@ -64,6 +72,7 @@ func NewNamespacesCollector(
 		enter:      enter,
 		build:      build,
 		owners:     owners,
+		logger:     logger,
 		namespaces: map[namespaceKey]map[string]Collector{},
 		discoveredDesc: desc("discovered",
 			"Network namespaces found on the host (from /proc/*/ns/net and /run/netns), those past --collector.netns.max included."),
@@ -77,6 +86,9 @@ func NewNamespacesCollector(
 		durationDesc: desc("collector_duration_seconds",
 			"How long the collector took in the network namespace in this scrape.",
 			NetnsLabel, "collector"),
+		missingDesc: desc("privilege_missing",
+			"1 for each privilege that collecting other network namespaces lacks in this scrape: CAP_SYS_ADMIN, to enter them (setns); without it only the exporter's own namespace is collected.",
+			"missing"),
 	}
 }
 
@@ -99,6 +111,7 @@ func (c *NamespacesCollector) Update(ctx context.Context, ch chan<- prometheus.M
 	ch <- prometheus.MustNewConstMetric(c.unreadableDesc, prometheus.GaugeValue, float64(found.Unreadable))
 
 	current := map[namespaceKey]bool{}
+	denied := false
 	for _, ns := range found.Namespaces {
 		key := namespaceKey{inode: ns.Inode, dev: ns.Dev, name: ns.Name}
 		current[key] = true
@@ -109,9 +122,17 @@ func (c *NamespacesCollector) Update(ctx context.Context, ch chan<- prometheus.M
 			}
 			c.namespaces[key] = collectors
 		}
-		for _, m := range c.collectOne(ctx, ns, collectors) {
+		metrics, err := c.collectOne(ctx, ns, collectors)
+		for _, m := range metrics {
 			ch <- m
 		}
+		if errors.Is(err, netns.ErrPermission) {
+			denied = true
+			c.tellNoPermission(err)
+		}
+	}
+	if denied {
+		ch <- prometheus.MustNewConstMetric(c.missingDesc, prometheus.GaugeValue, 1, "CAP_SYS_ADMIN")
 	}
 	for key, collectors := range c.namespaces {
 		if !current[key] {
@@ -122,10 +143,21 @@ func (c *NamespacesCollector) Update(ctx context.Context, ch chan<- prometheus.M
 	return nil
 }
 
-// collectOne runs the collectors of ns inside it. They gather their metrics
-// into a slice of their own, handed over only once the namespace is done:
-// when ctx ends first, whatever still runs there writes to nothing shared.
-func (c *NamespacesCollector) collectOne(ctx context.Context, ns netns.Namespace, collectors map[string]Collector) []prometheus.Metric {
+// tellNoPermission logs, the first time only, that namespaces cannot be
+// entered without CAP_SYS_ADMIN.
+func (c *NamespacesCollector) tellNoPermission(err error) {
+	if c.toldNoPermission || c.logger == nil {
+		return
+	}
+	c.toldNoPermission = true
+	c.logger.Warn("--collector.netns needs CAP_SYS_ADMIN to enter the other network namespaces: only the exporter's own is collected; grant it (deploy/systemd/tcpadvisor-netns.conf) or leave --collector.netns out", "err", err)
+}
+
+// collectOne runs the collectors of ns inside it and returns their metrics,
+// and why ns could not be entered. They gather their metrics into a slice
+// of their own, handed over only once the namespace is done: when ctx ends
+// first, whatever still runs there writes to nothing shared.
+func (c *NamespacesCollector) collectOne(ctx context.Context, ns netns.Namespace, collectors map[string]Collector) ([]prometheus.Metric, error) {
 	names := slices.Sorted(maps.Keys(collectors))
 	var metrics []prometheus.Metric
 	err := c.enter(ctx, ns, func() error {
@@ -138,13 +170,13 @@ func (c *NamespacesCollector) collectOne(ctx context.Context, ns netns.Namespace
 		return nil
 	})
 	if err == nil {
-		return metrics
+		return metrics, nil
 	}
 	failed := make([]prometheus.Metric, 0, len(names))
 	for _, name := range names {
 		failed = append(failed, prometheus.MustNewConstMetric(c.successDesc, prometheus.GaugeValue, 0, ns.Name, name))
 	}
-	return failed
+	return failed, err
 }
 
 // closeCollectors releases what the collectors of a namespace hold open: a

@@ -1,9 +1,11 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"golang.org/x/sys/unix"
 )
 
 // fakeCollector sends one gauge, or fails.
@@ -53,7 +56,7 @@ func TestNamespacesCollectorIsolatesFailures(t *testing.T) {
 		}
 		return map[string]Collector{"sockets": fakeCollector{desc: desc("sockets")}, "sysctl": fakeCollector{desc: desc("sysctl"), err: err}}, nil
 	}
-	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil)
+	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil, discard)
 	e := New(map[string]Collector{"netns": c}, time.Second, discard)
 
 	values := gather(t, e)
@@ -150,6 +153,10 @@ func TestIntegrationNetnsCollector(t *testing.T) {
 	b := namedNamespace(t, prefix+"b", "50000 50099")
 	connectInside(t, a, 10)
 	connectInside(t, b, 20)
+	// An address of a's own, which b and the host do not have.
+	if out, err := exec.Command("ip", "-n", a.Name, "addr", "add", "198.18.1.1/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("add an address in %s: %v: %s", a.Name, err, out)
+	}
 
 	e, err := NewFromOptions(Options{
 		ProcPath: "/proc", Collectors: CollectorNames, Timeout: 5 * time.Second,
@@ -160,19 +167,23 @@ func TestIntegrationNetnsCollector(t *testing.T) {
 	}
 	toRedis := `destination_address="127.0.0.1",destination_port="6379",netns=%q,source_address="127.0.0.1"`
 	expect(t, gather(t, e), map[string]float64{
-		`tcpadvisor_scrape_collector_success{collector="netns"}`:                                 1,
-		`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`:                   1,
-		`tcpadvisor_netns_collector_success{collector="sysctl",netns="host"}`:                    1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockets",netns=%q}`, a.Name):  1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="netstat",netns=%q}`, a.Name):  1,
-		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockstat",netns=%q}`, b.Name): 1,
-		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, a.Name):                   1000,
-		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, b.Name):                   100,
-		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, a.Name):                10,
-		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, b.Name):                20,
-		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, a.Name):              0.01,
-		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, b.Name):              0.2,
-		fmt.Sprintf(`tcpadvisor_sockstat_tcp_inuse{family="ipv4",netns=%q}`, b.Name):             41,
+		`tcpadvisor_scrape_collector_success{collector="netns"}`:                                  1,
+		`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`:                    1,
+		`tcpadvisor_netns_collector_success{collector="sysctl",netns="host"}`:                     1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockets",netns=%q}`, a.Name):   1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="netstat",netns=%q}`, a.Name):   1,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="sockstat",netns=%q}`, b.Name):  1,
+		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, a.Name):                    1000,
+		fmt.Sprintf(`tcpadvisor_ephemeral_ports_range_size{netns=%q}`, b.Name):                    100,
+		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, a.Name):                 10,
+		fmt.Sprintf(`tcpadvisor_outbound_ephemeral_sockets{`+toRedis+`}`, b.Name):                 20,
+		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, a.Name):               0.01,
+		fmt.Sprintf(`tcpadvisor_outbound_port_pressure_ratio{`+toRedis+`}`, b.Name):               0.2,
+		fmt.Sprintf(`tcpadvisor_sockstat_tcp_inuse{family="ipv4",netns=%q}`, b.Name):              41,
+		fmt.Sprintf(`tcpadvisor_netns_collector_success{collector="addresses",netns=%q}`, a.Name): 1,
+		fmt.Sprintf(`tcpadvisor_local_address_info{address="198.18.1.1",netns=%q}`, a.Name):       1,
+		fmt.Sprintf(`tcpadvisor_local_addresses{netns=%q}`, a.Name):                               1,
+		fmt.Sprintf(`tcpadvisor_local_addresses{netns=%q}`, b.Name):                               0,
 	})
 }
 
@@ -226,4 +237,38 @@ func TestIntegrationNetnsCollectorIsBounded(t *testing.T) {
 		t.Errorf("the scrape took %v (timeout %v), netns collector success %v", elapsed, timeout, values[`tcpadvisor_scrape_collector_success{collector="netns"}`])
 	}
 	t.Logf("%d namespaces discovered, %d collected in %v", int(values["tcpadvisor_netns_discovered{}"]), len(collected), elapsed)
+}
+
+// TestNamespacesCollectorNamesAMissingCapability: namespaces that cannot be
+// entered for want of CAP_SYS_ADMIN are named in
+// tcpadvisor_netns_privilege_missing at every scrape and in the log once.
+func TestNamespacesCollectorNamesAMissingCapability(t *testing.T) {
+	found := netns.Discovery{Namespaces: []netns.Namespace{{Name: "host", Inode: 1}, {Name: "app", Inode: 2}, {Name: "db", Inode: 3}}}
+	enter := func(_ context.Context, ns netns.Namespace, fn func() error) error {
+		if ns.Name != "host" {
+			return fmt.Errorf("network namespace %s: setns: %w: %w", ns.Name, netns.ErrPermission, unix.EPERM)
+		}
+		return fn()
+	}
+	build := func(ns netns.Namespace) (map[string]Collector, error) {
+		return map[string]Collector{"sockets": fakeCollector{desc: prometheus.NewDesc("tcpadvisor_test_sockets", "A test gauge.", nil, prometheus.Labels{NetnsLabel: ns.Name})}}, nil
+	}
+	var log bytes.Buffer
+	c := NewNamespacesCollector(func() (netns.Discovery, error) { return found, nil }, enter, build, nil, slog.New(slog.NewTextHandler(&log, nil)))
+	e := New(map[string]Collector{"netns": c}, time.Second, discard)
+	for range 2 {
+		expect(t, gather(t, e), map[string]float64{
+			`tcpadvisor_netns_privilege_missing{missing="CAP_SYS_ADMIN"}`:          1,
+			`tcpadvisor_netns_collector_success{collector="sockets",netns="host"}`: 1,
+			`tcpadvisor_netns_collector_success{collector="sockets",netns="app"}`:  0,
+		})
+	}
+	if n := strings.Count(log.String(), "level=WARN"); n != 1 || !strings.Contains(log.String(), "CAP_SYS_ADMIN") {
+		t.Errorf("%d warnings over two scrapes, want one naming CAP_SYS_ADMIN:\n%s", n, log.String())
+	}
+
+	found.Namespaces = found.Namespaces[:1]
+	if _, ok := gather(t, e)[`tcpadvisor_netns_privilege_missing{missing="CAP_SYS_ADMIN"}`]; ok {
+		t.Error("CAP_SYS_ADMIN is still reported missing once no namespace needs entering")
+	}
 }

@@ -31,7 +31,7 @@ var netstatCounters = []netstatCounter{
 		snmp: func(s *procfs.ProcSnmp) *float64 { return s.Tcp.EstabResets }},
 	{name: "tcp_curr_estab", kernel: "Tcp CurrEstab", help: "Connections now in ESTABLISHED or CLOSE_WAIT.", valueType: prometheus.GaugeValue,
 		snmp: func(s *procfs.ProcSnmp) *float64 { return s.Tcp.CurrEstab }},
-	{name: "tcpext_tw_total", kernel: "TcpExt TW", help: "TIME_WAIT sockets that ran their full 60 s; at a steady state, the rate at which this host closes connections first.", valueType: prometheus.CounterValue,
+	{name: "tcpext_tw_total", kernel: "TcpExt TW", help: "Sockets that entered TIME_WAIT, counted as each enters it (not when its 60 s end): its rate is the rate at which this host closes connections first.", valueType: prometheus.CounterValue,
 		netstat: func(s *procfs.ProcNetstat) *float64 { return s.TW }},
 	{name: "tcpext_tw_recycled_total", kernel: "TcpExt TWRecycled", help: "TIME_WAIT sockets whose 4-tuple was reused by tcp_tw_reuse.", valueType: prometheus.CounterValue,
 		netstat: func(s *procfs.ProcNetstat) *float64 { return s.TWRecycled }},

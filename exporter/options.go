@@ -23,7 +23,7 @@ import (
 
 // CollectorNames lists every collector, as named in the collector label and
 // in the --collector.NAME flags.
-var CollectorNames = []string{"connections", "netstat", "sockets", "sockstat", "sysctl"}
+var CollectorNames = []string{"addresses", "connections", "netstat", "sockets", "sockstat", "sysctl"}
 
 // Options configure an Exporter that reads the running kernel.
 type Options struct {
@@ -75,7 +75,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 		r.Refresh(ctx)
 		cancel()
-		resolver = ownerResolver{r}
+		resolver = r
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
 	var closers *closerBook
@@ -95,6 +95,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if !opts.Netns {
 		src := hostSources(fs, sockdiag.Dial, resolver)
 		src.closers = closers
+		src.netDir = filepath.Join(opts.ProcPath, "net")
 		host, err := namespaceCollectors(opts, src, nil)
 		if err != nil {
 			return nil, err
@@ -111,6 +112,8 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		netFS: threadFS,
 		proc:  func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
 		dial:  sockdiag.Dial,
+		// The file of the namespace the reading thread entered.
+		netDir: filepath.Join(opts.ProcPath, "thread-self", "net"),
 	}
 	if resolver != nil {
 		namespaceSources.owners = sharedOwners{resolver}
@@ -124,7 +127,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		func(ns netns.Namespace) (map[string]Collector, error) {
 			return namespaceCollectors(opts, namespaceSources, prometheus.Labels{NetnsLabel: ns.Name})
 		},
-		resolver)
+		resolver, logger)
 	return New(collectors, opts.Timeout, logger), nil
 }
 
@@ -204,13 +207,6 @@ func unitOfPID(procPath string, pid int) string {
 	}
 }
 
-// ownerResolver adapts an owners.Resolver to the census's Owner type.
-type ownerResolver struct{ *owners.Resolver }
-
-func (r ownerResolver) Lookup(cgroupID uint64, inode uint32) census.Owner {
-	return census.Owner(r.Resolver.Lookup(cgroupID, inode))
-}
-
 // kernelSources are what the collectors read: the running kernel's, or
 // fixtures in tests.
 type kernelSources struct {
@@ -223,6 +219,9 @@ type kernelSources struct {
 	netFS procfs.FS
 	proc  func() (procfs.Proc, error)
 	dial  func() (sockdiag.Conn, error)
+	// netDir is the net/ directory of netFS, for the files procfs does
+	// not parse; "" where there is none.
+	netDir string
 	// owners is nil when attribution is off.
 	owners OwnerResolver
 	// closers is nil without the connection tracer.
@@ -267,6 +266,8 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 			collectors[name] = NewSockstatCollector(src.netFS, constLabels)
 		case "connections":
 			// One tracer sees every namespace: NewFromOptions makes it.
+		case "addresses":
+			collectors[name] = NewAddressesCollector(src.netDir, constLabels)
 		default:
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}

@@ -77,6 +77,7 @@ type SocketsCollector struct {
 	retriesDesc           *prometheus.Desc
 	outboundOwnerDesc     *prometheus.Desc
 	inboundOwnerDesc      *prometheus.Desc
+	listenOwnerDesc       *prometheus.Desc
 	runtimeDesc           *prometheus.Desc
 }
 
@@ -136,6 +137,9 @@ func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabe
 			append(destination, "owner", "process")...),
 		inboundOwnerDesc: desc("inbound_owner_sockets",
 			"Inbound TCP sockets, in any state, on a listed service port, by owner (systemd unit or container) and process. TIME_WAIT and SYN_RECV sockets have no owner in the kernel: they are given to the owner of the port's listener, else to owner=\"unknown\".",
+			"port", "owner", "process"),
+		listenOwnerDesc: desc("listen_owner_info",
+			"1 for the owner (systemd unit or container) and process of the listening socket of a listed service port: what serves there, the advisor's clue to its protocol.",
 			"port", "owner", "process"),
 		runtimeDesc: desc("owner_runtime_info",
 			"1 for each process name of the owner series whose language runtime its executable tells: go (Go's build information), or an interpreter (python, java, node, ruby, php, perl) by the executable's name.",
@@ -273,6 +277,9 @@ func (c *SocketsCollector) send(ch chan<- prometheus.Metric, r census.Result) {
 		for _, o := range p.Owners {
 			gauge(c.inboundOwnerDesc, float64(o.Sockets), port, o.Owner.Unit, o.Owner.Process)
 		}
+		if o := p.ListenerOwner; o != (census.Owner{}) {
+			gauge(c.listenOwnerDesc, 1, port, o.Unit, o.Process)
+		}
 	}
 	c.sendInboundStates(ch, &r.OtherPorts.States, otherLabel)
 	gauge(c.queueLengthDesc, float64(r.OtherPorts.QueueLength), otherLabel)
@@ -300,6 +307,9 @@ func (c *SocketsCollector) sendRuntimes(ch chan<- prometheus.Metric, r census.Re
 	for _, p := range r.ServicePorts {
 		for _, o := range p.Owners {
 			processes[o.Owner.Process] = true
+		}
+		if p.ListenerOwner != (census.Owner{}) {
+			processes[p.ListenerOwner.Process] = true
 		}
 	}
 	for process := range processes {

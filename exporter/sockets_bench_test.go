@@ -166,7 +166,7 @@ func BenchmarkSocketsCollectorOwners(b *testing.B) {
 				conn := &sockdiagtest.Conn{Sockets: sockets}
 				sources := SocketsSources{Dial: conn.Dial, Ephemeral: ephemeral}
 				if attribute {
-					sources.Owners = ownerResolver{owners.New(owners.Options{ProcPath: dir, CgroupPath: filepath.Join(dir, "no-cgroup")})}
+					sources.Owners = owners.New(owners.Options{ProcPath: dir, CgroupPath: filepath.Join(dir, "no-cgroup")})
 				}
 				c := NewSocketsCollector(sources, census.Limits{}, nil)
 				// Warm: the first pass over the processes, and the tables.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,13 +48,23 @@ type SysctlCollector struct {
 	rangeMax   *prometheus.Desc
 	rangeSize  *prometheus.Desc
 	reservedIn *prometheus.Desc
+	// reservedRange and reservedRanges export the reserved-port list
+	// itself, for the advice that adds ports to it.
+	reservedRange  *prometheus.Desc
+	reservedRanges *prometheus.Desc
+	// rangesCap is maxReservedRanges; a test lowers it.
+	rangesCap int
 }
+
+// maxReservedRanges bounds the series of tcpadvisor_ephemeral_ports_reserved_range_info:
+// the kernel's list can hold thousands of ranges, a host's usually holds a few.
+const maxReservedRanges = 64
 
 // NewSysctlCollector returns a collector reading /proc/sys under fs, with
 // constLabels on every series. The kernel resolves /proc/sys/net in the
 // network namespace of the thread that opens the file.
 func NewSysctlCollector(fs procfs.FS, constLabels prometheus.Labels) *SysctlCollector {
-	c := &SysctlCollector{fs: fs}
+	c := &SysctlCollector{fs: fs, rangesCap: maxReservedRanges}
 	for _, m := range sysctlMetrics {
 		name := m.name
 		if name == "" {
@@ -68,6 +79,10 @@ func NewSysctlCollector(fs procfs.FS, constLabels prometheus.Labels) *SysctlColl
 	c.rangeMax = desc("sysctl_net_ipv4_ip_local_port_range_max", "Last port of the ephemeral range (net.ipv4.ip_local_port_range).")
 	c.rangeSize = desc("ephemeral_ports_range_size", "Ports in net.ipv4.ip_local_port_range, reserved ones included.")
 	c.reservedIn = desc("ephemeral_ports_reserved", "Ports of the ephemeral range listed in net.ipv4.ip_local_reserved_ports, which connect() never picks.")
+	c.reservedRange = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "ephemeral_ports_reserved_range_info"),
+		fmt.Sprintf("1 for each range of ports first-last (inclusive) listed in net.ipv4.ip_local_reserved_ports, lowest first; the first %d ranges only.", maxReservedRanges),
+		[]string{"first", "last"}, constLabels)
+	c.reservedRanges = desc("ephemeral_ports_reserved_ranges", "Ranges of ports (a lone port is one) in net.ipv4.ip_local_reserved_ports: more than the series of tcpadvisor_ephemeral_ports_reserved_range_info when the list was cut.")
 	return c
 }
 
@@ -98,6 +113,11 @@ func (c *SysctlCollector) Update(_ context.Context, ch chan<- prometheus.Metric)
 		ch <- prometheus.MustNewConstMetric(c.rangeMax, prometheus.GaugeValue, float64(r.High))
 		ch <- prometheus.MustNewConstMetric(c.rangeSize, prometheus.GaugeValue, float64(r.Size()))
 		ch <- prometheus.MustNewConstMetric(c.reservedIn, prometheus.GaugeValue, float64(r.ReservedInRange()))
+		ranges := r.Reserved.Ranges()
+		ch <- prometheus.MustNewConstMetric(c.reservedRanges, prometheus.GaugeValue, float64(len(ranges)))
+		for _, pr := range ranges[:min(len(ranges), c.rangesCap)] {
+			ch <- prometheus.MustNewConstMetric(c.reservedRange, prometheus.GaugeValue, 1, strconv.Itoa(int(pr.First)), strconv.Itoa(int(pr.Last)))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -14,27 +14,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"go.yaml.in/yaml/v3"
 )
 
 // runbookBase is where every runbook_url points, before the advice ID.
 const runbookBase = "https://github.com/tcpadvisor/tcpadvisor/blob/main/docs/advice.md#"
 
-// alertAdvices lists every alert with the advice IDs it may give. Both are
-// public API: users route, inhibit and silence on them, so a rename must fail
-// here first.
-var alertAdvices = map[string][]string{
-	"TcpadvisorConnectionPerRequest":        {"pool", "upstream-keepalive"},
-	"TcpadvisorServerSideChurn":             {"upstream-keepalive"},
-	"TcpadvisorEphemeralPortPressure":       {"port-pressure"},
-	"TcpadvisorTimeWaitBucketOverflow":      {"tw-bucket-overflow"},
-	"TcpadvisorServicePortInEphemeralRange": {"service-port-in-ephemeral-range"},
-	"TcpadvisorAcceptQueueOverflow":         {"accept-queue-overflow"},
-	"TcpadvisorSynQueueOverflow":            {"syn-queue-overflow"},
-	"TcpadvisorCloseWaitLeak":               {"close-wait-leak"},
-	"TcpadvisorOrphanSockets":               {"orphans"},
-	"TcpadvisorConntrackTableFilling":       {"conntrack-full"},
-	"TcpadvisorTcpTwRecycleSet":             {"tw-recycle-set"},
+// alertAdvices returns every alert with the advice IDs it may give, from
+// the advisor's registry, where each advice declares the alerts that raise
+// it (advisor/registry_test.go ties the registry to these rules both
+// ways). Both are public API: users route, inhibit and silence on them, so
+// a rename must fail here first.
+func alertAdvices() map[string][]string {
+	m := map[string][]string{}
+	for _, id := range advisor.IDs() {
+		for _, alert := range advisor.Alerts(id) {
+			m[alert] = append(m[alert], string(id))
+		}
+	}
+	return m
 }
 
 // rule is the part of a rule the tests check.
@@ -174,6 +173,7 @@ func TestPromtoolTestRules(t *testing.T) {
 // advice ID, and the annotations summary, description and runbook_url, the
 // last pointing at the advice's section.
 func TestAlertsAreComplete(t *testing.T) {
+	alertAdvices := alertAdvices()
 	given := map[string]bool{}
 	for _, r := range alerts(t) {
 		advice := r.labels["advice"]
@@ -181,7 +181,7 @@ func TestAlertsAreComplete(t *testing.T) {
 		allowed, known := alertAdvices[r.alert]
 		switch {
 		case !known:
-			t.Errorf("%v: unknown alert name; add it to alertAdvices and docs/advice.md", r)
+			t.Errorf("%v: unknown alert name; add it to its advice's file in advisor/ and to docs/advice.md", r)
 		case !slices.Contains(allowed, advice):
 			t.Errorf("%v: advice must be one of %q", r, allowed)
 		}
@@ -220,7 +220,7 @@ func TestRunbookAnchorsExist(t *testing.T) {
 			t.Errorf("%v: runbook_url %q: no such heading in docs/advice.md", r, url)
 		}
 	}
-	for _, advices := range alertAdvices {
+	for _, advices := range alertAdvices() {
 		for _, advice := range advices {
 			if !anchors[advice] {
 				t.Errorf("docs/advice.md has no section %q", "## "+advice)
@@ -229,18 +229,44 @@ func TestRunbookAnchorsExist(t *testing.T) {
 	}
 }
 
-// markdownAnchors returns the anchors GitHub gives the headings of a Markdown
-// file: lower case, punctuation other than - and _ dropped, spaces as -.
-func markdownAnchors(t *testing.T, path string) map[string]bool {
+// TestEveryAdviceSectionIsAnAdvice is the other way: every section of
+// docs/advice.md titled like an advice ID ("## pool"; not "## How the
+// advisor decides") is an advice of the registry, where each advice's file
+// in advisor/ declares it.
+func TestEveryAdviceSectionIsAnAdvice(t *testing.T) {
+	idLike := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	sections := 0
+	for _, h := range markdownHeadings(t, filepath.Join("..", "docs", "advice.md")) {
+		if h.level != 2 || !idLike.MatchString(h.text) {
+			continue
+		}
+		sections++
+		if advisor.Alerts(advisor.ID(h.text)) == nil {
+			t.Errorf("docs/advice.md has a section %q that is no advice of the registry (advisor/)", "## "+h.text)
+		}
+	}
+	if sections != len(advisor.IDs()) {
+		t.Errorf("docs/advice.md has %d advice sections, the registry %d advices", sections, len(advisor.IDs()))
+	}
+}
+
+// heading is a heading of a Markdown file.
+type heading struct {
+	level int
+	text  string
+}
+
+// markdownHeadings returns the headings of a Markdown file, outside fenced
+// code blocks.
+func markdownHeadings(t *testing.T, path string) []heading {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	heading := regexp.MustCompile(`^#{1,6} +(.*?) *#* *$`)
-	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
-	anchors := map[string]bool{}
+	re := regexp.MustCompile(`^(#{1,6}) +(.*?) *#* *$`)
+	var headings []heading
 	fenced := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -249,13 +275,25 @@ func markdownAnchors(t *testing.T, path string) map[string]bool {
 			fenced = !fenced
 			continue
 		}
-		if m := heading.FindStringSubmatch(line); m != nil && !fenced {
-			text := drop.ReplaceAllString(strings.ToLower(m[1]), "")
-			anchors[strings.ReplaceAll(text, " ", "-")] = true
+		if m := re.FindStringSubmatch(line); m != nil && !fenced {
+			headings = append(headings, heading{level: len(m[1]), text: m[2]})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
+	}
+	return headings
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of a Markdown
+// file: lower case, punctuation other than - and _ dropped, spaces as -.
+func markdownAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	anchors := map[string]bool{}
+	for _, h := range markdownHeadings(t, path) {
+		text := drop.ReplaceAllString(strings.ToLower(h.text), "")
+		anchors[strings.ReplaceAll(text, " ", "-")] = true
 	}
 	return anchors
 }
@@ -275,7 +313,7 @@ func TestEveryAlertIsUnitTested(t *testing.T) {
 		}
 		tests.Write(b)
 	}
-	for alert, advices := range alertAdvices {
+	for alert, advices := range alertAdvices() {
 		if !regexp.MustCompile(`alertname: ` + alert + `\n`).MatchString(tests.String()) {
 			t.Errorf("no promtool test of %s in tests/", alert)
 		}

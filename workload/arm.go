@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 )
 
 // OnHost returns a runner of arms in this process, on the host's loopback.
@@ -46,11 +48,14 @@ func OnHost(cfg Config) StartArm {
 		defer mu.Unlock()
 		var ports Ports
 		var err error
-		if ports.Redis, err = pick(portsFrom(6379, 20)); err != nil {
+		redisPorts, appPorts := portsFrom(6379, 20), []int{5000, 8000, 8008, 8080, 8081, 8888, 3000} // the HTTP ports the rules know
+		if cfg.ServicePorts == PortsUnusual {
+			redisPorts, appPorts = portsFrom(16379, 20), portsFrom(18002, 20)
+		}
+		if ports.Redis, err = pick(redisPorts); err != nil {
 			return ports, err
 		}
-		// The HTTP ports the rules know, as in a namespace.
-		if ports.App, err = pick([]int{5000, 8000, 8008, 8080, 8081, 8888, 3000}); err != nil {
+		if ports.App, err = pick(appPorts); err != nil {
 			return ports, err
 		}
 		if arm.Proxy {
@@ -152,14 +157,13 @@ func startArm(ctx context.Context, cfg Config, arm Arm, ports Ports) (_ *armRun,
 	if a.m, err = newMeter(cfg, serverPorts); err != nil {
 		return nil, err
 	}
-	a.m.sample(ctx)
 	// The sampling goes on between the arm's turns of load: the TIME_WAIT
 	// of a turn lasts 60 s, and the rules see it all along.
 	sampling, stopSampling := context.WithCancel(ctx)
 	a.stopSampling, a.sampled = stopSampling, make(chan struct{})
 	go func() {
 		defer close(a.sampled)
-		a.m.run(sampling, sampleInterval(cfg.Duration))
+		a.m.run(sampling)
 	}()
 	a.total = loadResult{latency: &Histogram{}, connectErrors: new(int64)}
 	if cfg.Load == LoadSiege {
@@ -268,11 +272,11 @@ func milliseconds(d time.Duration) float64 { return float64(d) / float64(time.Mi
 // readSysctl returns a sysctl's value with its fields joined by "-" (the
 // port range's "32768	60999" as "32768-60999").
 func readSysctl(cfg Config, name string) string {
-	v, err := cfg.ReadSysctl(name)
+	v, err := sysctl.Read(cfg.Exporter.ProcPath, name)
 	if err != nil {
 		return "?"
 	}
-	return strings.Join(strings.Fields(v), "-")
+	return strings.ReplaceAll(v, " ", "-")
 }
 
 // showProgress redraws a progress line every second until the returned

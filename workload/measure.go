@@ -11,11 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tcpadvisor/tcpadvisor/advisor"
-	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
-	"github.com/tcpadvisor/tcpadvisor/exporter"
-	"github.com/tcpadvisor/tcpadvisor/rules"
+	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
 // Measurement is what the exporter and the advisor saw during an arm.
@@ -79,6 +75,11 @@ type FiredAdvice struct {
 	Severity string            `json:"severity"`
 	Target   map[string]string `json:"target"`
 	Summary  string            `json:"summary"`
+	// Client is the process that opens the connections of a churn advice,
+	// and Server what serves them (its process, or its protocol's name),
+	// when the advisor knows.
+	Client string `json:"client,omitempty"`
+	Server string `json:"server,omitempty"`
 	// After is the time from the start of the load to the first sample it
 	// fired at, in seconds.
 	After float64 `json:"after_seconds"`
@@ -94,12 +95,10 @@ type Point struct {
 // the rules over the samples, as the daemon does, and keeps what the report
 // needs.
 type meter struct {
-	exp    *exporter.Exporter
-	eng    *engine.Engine
-	adv    *advisor.Advisor
-	logger *slog.Logger
-	ports  []string // the arm's server ports, as label values
-	// start is the time of the first sample, just before the load starts.
+	pipeline *pipeline.Pipeline
+	logger   *slog.Logger
+	ports    []string // the arm's server ports, as label values
+	// start is when the meter was made, just before the load starts.
 	start time.Time
 
 	mu sync.Mutex
@@ -110,21 +109,14 @@ type meter struct {
 }
 
 func newMeter(cfg Config, ports []int) (*meter, error) {
-	exp, err := exporter.NewFromOptions(cfg.Exporter, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(exp)
-	eng, err := engine.New(engine.Options{
-		RuleFiles: cfg.RuleFiles, Bundled: rules.Files,
+	p, err := pipeline.New(pipeline.Options{
+		Exporter: cfg.Exporter, RuleFiles: cfg.RuleFiles,
 		Interval: sampleInterval(cfg.Duration), TimeScale: cfg.TimeScale, Logger: cfg.Logger,
-	}, registry)
+	})
 	if err != nil {
-		exp.Close()
 		return nil, err
 	}
-	m := &meter{exp: exp, eng: eng, adv: advisor.New(eng, cfg.ReadSysctl, cfg.Logger), logger: cfg.Logger, m: Measurement{Advice: []FiredAdvice{}}}
+	m := &meter{pipeline: p, logger: cfg.Logger, start: time.Now(), m: Measurement{Advice: []FiredAdvice{}}}
 	for _, p := range ports {
 		m.ports = append(m.ports, strconv.Itoa(p))
 	}
@@ -145,40 +137,26 @@ func settleTime(duration time.Duration) time.Duration {
 	return min(max(duration/4, 2*time.Second), 5*time.Second)
 }
 
-// run samples every interval until ctx is done. A sample under way then
-// completes: cut, its queries would fail half-way.
-func (m *meter) run(ctx context.Context, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			m.sample(context.WithoutCancel(ctx))
-		}
-	}
+// run samples now and every interval of the pipeline until ctx is done,
+// recording what each cycle saw.
+func (m *meter) run(ctx context.Context) {
+	m.pipeline.Run(ctx, m.record)
 }
 
-// sample runs one cycle of the advisor and records its results.
-func (m *meter) sample(ctx context.Context) {
-	now := time.Now()
-	if m.start.IsZero() {
-		m.start = now
-	}
-	if err := m.eng.Cycle(ctx, now); err != nil && ctx.Err() == nil {
-		// As in the daemon, a failed cycle leaves what could be done.
-		m.logger.Warn("advisor cycle failed", "err", err)
-	}
+// record queries what the cycle at now saw and keeps it. Its queries run
+// to the end even when the sampling has just been stopped: cut, they would
+// fail half-way.
+func (m *meter) record(now time.Time) {
+	ctx := context.Background()
 	value := func(expr string) float64 {
-		samples, err := m.eng.Query(ctx, expr)
+		samples, err := m.pipeline.Query(ctx, expr)
 		if err != nil || len(samples) == 0 {
 			return 0
 		}
 		return samples[0].Value
 	}
 	top := func(expr string, name func(map[string]string) string) Peak {
-		samples, err := m.eng.Query(ctx, "topk(1, "+expr+")")
+		samples, err := m.pipeline.Query(ctx, "topk(1, "+expr+")")
 		if err != nil || len(samples) == 0 {
 			return Peak{}
 		}
@@ -192,7 +170,7 @@ func (m *meter) sample(ctx context.Context) {
 		func(l map[string]string) string { return l["port"] })
 	pressure := value(`max(tcpadvisor_outbound_port_pressure_ratio)`)
 	tracer := m.tracerTotals(ctx, value)
-	report := m.adv.Report(ctx, now)
+	report := m.pipeline.Report(ctx, now)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -219,10 +197,17 @@ func (m *meter) sample(ctx context.Context) {
 		}) {
 			continue
 		}
-		m.m.Advice = append(m.m.Advice, FiredAdvice{
+		fired := FiredAdvice{
 			ID: string(a.ID), Severity: a.Severity, Target: a.Target, Summary: a.Summary,
 			After: max(0, now.Sub(m.start).Seconds()),
-		})
+		}
+		if a.Client != nil {
+			fired.Client = a.Client.Process
+		}
+		if a.Server != nil {
+			fired.Server = a.Server.Name
+		}
+		m.m.Advice = append(m.m.Advice, fired)
 	}
 }
 
@@ -239,7 +224,7 @@ func (m *meter) tracerTotals(ctx context.Context, value func(string) float64) *t
 		lifetimeCount: value(`sum(tcpadvisor_outbound_connection_lifetime_seconds_count` + toServers + `)`),
 		failures:      map[string]float64{},
 	}
-	samples, err := m.eng.Query(ctx, `sum by (errno) (tcpadvisor_outbound_connect_failures_total`+toServers+`)`)
+	samples, err := m.pipeline.Query(ctx, `sum by (errno) (tcpadvisor_outbound_connect_failures_total`+toServers+`)`)
 	if err == nil {
 		for _, s := range samples {
 			t.failures[s.Labels["errno"]] = s.Value
@@ -300,10 +285,7 @@ func (m *meter) measurement() Measurement {
 	return m.m
 }
 
-func (m *meter) close() {
-	_ = m.eng.Close()
-	m.exp.Close()
-}
+func (m *meter) close() { _ = m.pipeline.Close() }
 
 // String names an advice and its target, as the table shows it: "pool
 // 127.0.0.1:6379", "upstream-keepalive :5000".

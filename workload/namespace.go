@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 	"golang.org/x/sys/unix"
 )
 
@@ -284,7 +285,7 @@ func childArm(ctx context.Context, cfg Config, n int) (*armRun, error) {
 	if err := setUpNamespace(cfg); err != nil {
 		return nil, err
 	}
-	return startArm(ctx, cfg, arm, Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort})
+	return startArm(ctx, cfg, arm, namespacePorts(cfg))
 }
 
 // setUpNamespace mounts the arm's temporary directory, brings loopback up
@@ -298,7 +299,7 @@ func setUpNamespace(cfg Config) error {
 	if err := unix.Mount("tcpadvisor-workload", os.TempDir(), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 		return fmt.Errorf("mount a tmpfs on %s for the arm: %w", os.TempDir(), err)
 	}
-	if err := loopbackUp(); err != nil {
+	if err := netns.LoopbackUp(); err != nil {
 		return fmt.Errorf("bring loopback up in the arm's network namespace: %w", err)
 	}
 	r := cfg.PortRange
@@ -307,9 +308,9 @@ func setUpNamespace(cfg Config) error {
 	}
 	if err := writeSysctl("net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d", r.Low, r.High)); err != nil {
 		if errors.Is(err, syscall.EINVAL) {
-			start, _ := cfg.ReadSysctl("net.ipv4.ip_unprivileged_port_start")
+			start, _ := sysctl.Read(cfg.Exporter.ProcPath, "net.ipv4.ip_unprivileged_port_start")
 			return &InputError{fmt.Sprintf("--port-range=%s: the kernel refuses it: the low end must be at least net.ipv4.ip_unprivileged_port_start (%s); choose a range such as 40000-40199",
-				r, strings.TrimSpace(start))}
+				r, start)}
 		}
 		return err
 	}
@@ -320,28 +321,11 @@ func setUpNamespace(cfg Config) error {
 		return err
 	}
 	// A range that covers a server's port must not hand it to connect().
-	return writeSysctl("net.ipv4.ip_local_reserved_ports", fmt.Sprintf("%d,%d,%d", namespaceAppPort, namespaceRedisPort, namespaceNginxPort))
+	ports := namespacePorts(cfg)
+	return writeSysctl("net.ipv4.ip_local_reserved_ports", fmt.Sprintf("%d,%d,%d", ports.App, ports.Redis, ports.Nginx))
 }
 
 // writeSysctl writes a sysctl of this process's network namespace.
 func writeSysctl(name, value string) error {
-	return os.WriteFile("/proc/sys/"+strings.ReplaceAll(name, ".", "/"), []byte(value), 0o644)
-}
-
-// loopbackUp sets lo up, which a new network namespace has down.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+	return sysctl.Write(sysctl.DefaultProcPath, name, value)
 }

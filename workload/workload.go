@@ -43,6 +43,8 @@ type Config struct {
 	Arms []int
 	// App is AppGo or AppFlask.
 	App string
+	// ServicePorts is PortsWellKnown or PortsUnusual.
+	ServicePorts string
 	// Load is LoadBuiltin or LoadSiege.
 	Load string
 	// Duration is how long the load runs in each arm; with Requests it is
@@ -64,13 +66,20 @@ type Config struct {
 	Exporter  exporter.Options
 	// RuleFiles replace the bundled rules when not empty.
 	RuleFiles []string
-	// ReadSysctl reads a sysctl of the network namespace the arm runs in.
-	ReadSysctl func(name string) (string, error)
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 	// Progress receives a progress line, redrawn every second; nil for
 	// none.
 	Progress io.Writer
 }
+
+// The choices of Config.ServicePorts: the servers on the ports their kind
+// is known by (Redis 6379, the app on a port the rules call HTTP), or on
+// ports that tell nothing (Redis from 16379, the app from 18002), where the
+// advisor must learn what serves from the listening process.
+const (
+	PortsWellKnown = "well-known"
+	PortsUnusual   = "unusual"
+)
 
 // PortRange is an ip_local_port_range; the zero value leaves the range as
 // it is.
@@ -161,6 +170,16 @@ const (
 	namespaceAppPort   = 5000
 	namespaceNginxPort = 8080
 )
+
+// namespacePorts returns the ports of an arm in a namespace of its own:
+// the ones above, or with PortsUnusual ports that tell nothing of their
+// servers' kind.
+func namespacePorts(cfg Config) Ports {
+	if cfg.ServicePorts == PortsUnusual {
+		return Ports{Redis: 16379, App: 18002, Nginx: namespaceNginxPort}
+	}
+	return Ports{Redis: namespaceRedisPort, App: namespaceAppPort, Nginx: namespaceNginxPort}
+}
 
 // InputError is bad input: the command exits 2 for it.
 type InputError struct{ Msg string }

@@ -459,3 +459,37 @@ func errorOrNil(s string) error {
 	}
 	return errors.New(s)
 }
+
+// FuzzParsePortRange checks that any --port-range value parses or fails
+// cleanly, and that what parses is a range of real ports, written back as
+// given.
+func FuzzParsePortRange(f *testing.F) {
+	for _, seed := range []string{"40000-40199", "40199-40000", "40000", "0-1", "1-65536", "-1-5", "01-2"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, ok := ParsePortRange(s)
+		if ok && (r.Low < 1 || r.Low > r.High || r.High > 65535 || r.String() != s) {
+			t.Fatalf("ParsePortRange(%q) = %+v, accepted", s, r)
+		}
+	})
+}
+
+// FuzzParseArms checks that any --arms value parses or fails cleanly, into
+// known arms, sorted, without repeats.
+func FuzzParseArms(f *testing.F) {
+	for _, seed := range []string{"1,2", "4,1,1", "5", "", "1,,2", "+1", "01"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		arms, ok := ParseArms(s)
+		if !ok {
+			return
+		}
+		for i, n := range arms {
+			if _, known := ArmByNumber(n); !known || i > 0 && arms[i-1] >= n {
+				t.Fatalf("ParseArms(%q) = %v", s, arms)
+			}
+		}
+	})
+}

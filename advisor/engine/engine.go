@@ -58,6 +58,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"net/url"
 	"os"
@@ -98,7 +99,15 @@ type Options struct {
 	Alertmanagers []string          // Alertmanager base URLs (http://host:9093[/prefix]); alerts go to their API v2
 	ExternalURL   string            // the daemon's URL, for each alert's generatorURL
 	Labels        map[string]string // labels added to every sample, like a scrape's target labels (the daemon passes instance and job)
-	Logger        *slog.Logger
+	// Registerer, when set, gets the metrics of the rule groups and of the
+	// notifier, under the names Prometheus gives them
+	// (prometheus_rule_evaluation_failures_total,
+	// prometheus_notifications_sent_total, ...), so that the alerts users
+	// already have for a Prometheus server apply. Only one Engine of a
+	// process may have it.
+	Registerer prometheus.Registerer
+	LogAlerts  bool // log one line when an alert starts firing and one when it resolves (the daemon does; a one-off run need not)
+	Logger     *slog.Logger
 }
 
 // Alert is an active alert: pending or firing.
@@ -122,6 +131,7 @@ type Sample struct {
 type Engine struct {
 	source    prometheus.Gatherer
 	interval  time.Duration
+	scale     float64
 	longest   time.Duration
 	retention time.Duration
 	logger    *slog.Logger
@@ -130,15 +140,20 @@ type Engine struct {
 	head      *tsdb.Head
 	queryable storage.Queryable
 	promql    *promql.Engine
+	files     []string // as errors name them
 	groups    []*rules.Group
 	ams       *alertmanagers // nil without Alertmanagers
 	stopAMs   sync.Once
 
 	// mu is held by Cycle and Close while they change the store, and read
 	// by Query.
-	mu           sync.RWMutex
-	closed       bool
-	last         time.Time // of the last Cycle
+	mu          sync.RWMutex
+	closed      bool
+	first, last time.Time // of the first and the last Cycle
+	// firing holds the firing alerts of the last Cycle, by their labels,
+	// to log the ones that start and stop firing, with logAlerts.
+	firing       map[string]labels.Labels
+	logAlerts    bool
 	lastTruncate time.Time
 	sampler      *sampler
 }
@@ -186,6 +201,8 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 	e := &Engine{
 		source:    source,
 		interval:  interval,
+		scale:     scale,
+		logAlerts: opts.LogAlerts,
 		longest:   longestWindow(files),
 		retention: retention(longestWindow(files), interval),
 		logger:    logger,
@@ -210,7 +227,7 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 
 	notify := func(context.Context, string, ...*rules.Alert) {}
 	if len(opts.Alertmanagers) > 0 {
-		e.ams, err = startAlertmanagers(opts.Alertmanagers, logger.With("component", "notifier"))
+		e.ams, err = startAlertmanagers(opts.Alertmanagers, opts.Registerer, logger.With("component", "notifier"))
 		if err != nil {
 			e.closeHead()
 			return nil, fmt.Errorf("engine: %w", err)
@@ -227,9 +244,10 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		Queryable:    e.queryable,
 		Logger:       logger.With("component", "rules"),
 		ResendDelay:  resendDelay,
-		Metrics:      rules.NewGroupMetrics(nil),
+		Metrics:      rules.NewGroupMetrics(opts.Registerer),
 	}
 	for _, f := range files {
+		e.files = append(e.files, f.name)
 		for _, g := range f.groups {
 			e.groups = append(e.groups, newGroup(f.name, g, interval, ruleOpts, externalURL.String()))
 		}
@@ -338,6 +356,9 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	if err := app.Commit(); err != nil {
 		return errors.Join(gatherErr, fmt.Errorf("append: %w", err))
 	}
+	if e.last.IsZero() {
+		e.first = now
+	}
 	e.last = now
 	if appendErr != nil {
 		appendErr = fmt.Errorf("append: %w", appendErr)
@@ -348,6 +369,9 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 
 	for _, g := range e.groups {
 		g.Eval(ctx, now)
+	}
+	if e.logAlerts {
+		e.logTransitions()
 	}
 	var ruleErrs []error
 	for _, g := range e.groups {
@@ -368,16 +392,21 @@ func (e *Engine) Cycle(ctx context.Context, now time.Time) error {
 	return errors.Join(gatherErr, appendErr, errors.Join(ruleErrs...), truncErr)
 }
 
-// Run calls Cycle every Interval with the time until ctx is done, then
-// stops the notifier, giving it a few seconds to send what it holds. A
-// failing cycle is logged.
-func (e *Engine) Run(ctx context.Context) error {
+// Run calls Cycle now and every Interval with the time until ctx is done,
+// then stops the notifier, giving it a few seconds to send what it holds.
+// afterCycle, when not nil, is called with the time of each cycle once it
+// is over. A failing cycle is logged.
+func (e *Engine) Run(ctx context.Context, afterCycle func(now time.Time)) error {
 	defer e.stopAlertmanagers()
 	ticker := time.NewTicker(e.interval)
 	defer ticker.Stop()
 	for {
-		if err := e.Cycle(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		now := time.Now()
+		if err := e.Cycle(ctx, now); err != nil && ctx.Err() == nil {
 			e.logger.Warn("advisor cycle failed", "err", err)
+		}
+		if afterCycle != nil {
+			afterCycle(now)
 		}
 		select {
 		case <-ctx.Done():
@@ -385,6 +414,37 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// logTransitions logs one line for each alert that started firing since
+// the last cycle, and one for each that stopped: the advice it gives, and
+// where.
+func (e *Engine) logTransitions() {
+	firing := map[string]labels.Labels{}
+	for _, g := range e.groups {
+		for _, r := range g.AlertingRules() {
+			for _, a := range r.ActiveAlerts() {
+				if a.State == rules.StateFiring {
+					firing[a.Labels.String()] = a.Labels
+				}
+			}
+		}
+	}
+	log := func(msg string, lset labels.Labels) {
+		e.logger.Info(msg, "advice", lset.Get("advice"), "alertname", lset.Get(labels.AlertName), "severity", lset.Get("severity"),
+			"labels", lset.MatchLabels(false, labels.AlertName, "advice", "severity").String())
+	}
+	for _, key := range slices.Sorted(maps.Keys(firing)) {
+		if _, was := e.firing[key]; !was {
+			log("advice firing", firing[key])
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(e.firing)) {
+		if _, is := firing[key]; !is {
+			log("advice resolved", e.firing[key])
+		}
+	}
+	e.firing = firing
 }
 
 // Alerts returns the active alerts, pending and firing, sorted by name and
@@ -470,6 +530,41 @@ func (e *Engine) Retention() time.Duration { return e.retention }
 // rule can fire: its for: (and keep_firing_for:) plus the window its
 // expression reads, after TimeScale.
 func (e *Engine) LongestWindow() time.Duration { return e.longest }
+
+// LogRules logs, in one line, the rules the engine loaded: the daemon does
+// it once at start.
+func (e *Engine) LogRules() {
+	alerting, recording := 0, 0
+	for _, g := range e.groups {
+		for _, r := range g.Rules() {
+			if _, ok := r.(*rules.AlertingRule); ok {
+				alerting++
+			} else {
+				recording++
+			}
+		}
+	}
+	e.logger.Info("rules loaded", "files", e.files, "groups", len(e.groups), "alerting_rules", alerting, "recording_rules", recording,
+		"time_scale", e.scale, "longest_window", e.longest)
+}
+
+// TimeScale returns the factor of Options.TimeScale that multiplies the
+// rules' windows (1 when they are as written): a query that quotes a
+// rule's window scales it with ScaleWindows to read what the rule read.
+func (e *Engine) TimeScale() float64 { return e.scale }
+
+// WarmUntil returns when the engine will have observed the rules' longest
+// window (LongestWindow) since its first Cycle: before then a condition
+// can hold without its alert having had the time to fire. Before the first
+// Cycle it counts from now.
+func (e *Engine) WarmUntil(now time.Time) time.Time {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.first.IsZero() {
+		return now.Add(e.longest)
+	}
+	return e.first.Add(e.longest)
+}
 
 // Close stops the notifier, as Run does, and frees the store. Cycle and
 // Query fail after it.

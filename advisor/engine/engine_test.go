@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -458,7 +459,7 @@ func TestRunCyclesUntilCancelled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- e.Run(ctx) }()
+	go func() { done <- e.Run(ctx, nil) }()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -568,5 +569,64 @@ func TestProjectRulesLoad(t *testing.T) {
 	defer e.Close()
 	if e.LongestWindow() <= 0 {
 		t.Errorf("LongestWindow = %v for the bundled rules", e.LongestWindow())
+	}
+}
+
+// TestTransitionsAreLogged: the rules loaded are logged at start, and one
+// line when an alert starts firing and one when it resolves, with its
+// advice and labels; nothing while it only stays firing.
+func TestTransitionsAreLogged(t *testing.T) {
+	var out strings.Builder
+	logger := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	src, reg := newSource(t)
+	e := newEngine(t, Options{RuleFiles: []string{"testdata/alerts.yml"}, Interval: 15 * time.Second, LogAlerts: true, Logger: logger}, reg)
+	if out.Len() != 0 {
+		t.Errorf("New logged %q: the daemon logs the rules once, not every engine (advise makes two)", out.String())
+	}
+	e.LogRules()
+	if !strings.Contains(out.String(), `msg="rules loaded" files=[testdata/alerts.yml] groups=`) {
+		t.Errorf("no rules loaded line:\n%s", out.String())
+	}
+	src.gauge("tcpadvisor_outbound_port_pressure_ratio", 0.6, redis...)
+	for i := range 7 {
+		cycle(t, e, t0.Add(time.Duration(i)*15*time.Second))
+	}
+	src.gauge("tcpadvisor_outbound_port_pressure_ratio", 0.1, redis...)
+	cycle(t, e, t0.Add(2*time.Minute))
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "msg=\"advice ") {
+			lines = append(lines, l)
+		}
+	}
+	want := []string{
+		`level=INFO msg="advice firing" advice="" alertname=TcpadvisorPortPressureHigh severity=warning labels="{destination_address=\"10.0.0.5\", destination_port=\"6379\", instance=\"host-a:10067\", job=\"tcpadvisor\", source_address=\"10.0.0.1\"}"`,
+		`level=INFO msg="advice resolved" advice="" alertname=TcpadvisorPortPressureHigh severity=warning labels="{destination_address=\"10.0.0.5\", destination_port=\"6379\", instance=\"host-a:10067\", job=\"tcpadvisor\", source_address=\"10.0.0.1\"}"`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("transition lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestTimeScaleAndWarmUntil: the engine tells its time scale, and until
+// when it has not yet observed the rules' longest window.
+func TestTimeScaleAndWarmUntil(t *testing.T) {
+	_, reg := newSource(t)
+	e := newEngine(t, Options{RuleFiles: []string{"testdata/alerts.yml"}, Interval: 15 * time.Second, TimeScale: 0.5}, reg)
+	if e.TimeScale() != 0.5 {
+		t.Errorf("TimeScale() = %v", e.TimeScale())
+	}
+	if got := e.WarmUntil(t0); !got.Equal(t0.Add(e.LongestWindow())) {
+		t.Errorf("before a cycle: WarmUntil = %v, want now + %v", got, e.LongestWindow())
+	}
+	cycle(t, e, t0)
+	cycle(t, e, t0.Add(15*time.Second))
+	if got := e.WarmUntil(t0.Add(time.Hour)); !got.Equal(t0.Add(e.LongestWindow())) {
+		t.Errorf("WarmUntil = %v, want the first cycle + %v", got, e.LongestWindow())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
@@ -59,7 +60,7 @@ func alertmanagerConfig(raw string) (*config.AlertmanagerConfig, model.LabelSet,
 // startAlertmanagers starts a notifier.Manager sending to urls. Its sends
 // run in goroutines of their own, with a bounded queue per Alertmanager:
 // Send never blocks a cycle.
-func startAlertmanagers(urls []string, logger *slog.Logger) (*alertmanagers, error) {
+func startAlertmanagers(urls []string, registerer prometheus.Registerer, logger *slog.Logger) (*alertmanagers, error) {
 	var cfg config.Config
 	targets := make(map[string][]*targetgroup.Group)
 	for i, raw := range urls {
@@ -79,6 +80,7 @@ func startAlertmanagers(urls []string, logger *slog.Logger) (*alertmanagers, err
 		QueueCapacity:   notifierQueueCapacity,
 		DrainOnShutdown: true,
 		Do:              a.do,
+		Registerer:      registerer,
 	}, model.UTF8Validation, logger)
 	if err := a.manager.ApplyConfig(&cfg); err != nil {
 		a.cancel()

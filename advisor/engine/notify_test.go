@@ -85,7 +85,7 @@ func TestHangingAlertmanagerBlocksNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	begin := time.Now()
-	if err := e.Run(ctx); err != nil { // one cycle, then the stop
+	if err := e.Run(ctx, nil); err != nil { // one cycle, then the stop
 		t.Fatal(err)
 	}
 	if d := time.Since(begin); d > drainGrace+time.Second {

@@ -33,7 +33,7 @@ pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }
 <body>
 <header><h1>tcpadvisor: advice</h1>
 <p class="muted">Generated {{.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}}. <a href="?format=json">JSON</a> · <a href="/">home</a> · <a href="/metrics">metrics</a></p></header>
-{{if not .Advice}}<p>No advice: nothing to change.</p>{{end}}
+{{if and (not .Advice) .WarmingUp}}<p>No advice yet: the advisor is warming up{{with .WarmUntil}} until {{.Format "2006-01-02 15:04:05 UTC"}}{{end}}, when it will have watched as long as its slowest rule needs.</p>{{else if not .Advice}}<p>No advice: nothing to change.</p>{{end}}
 {{range .Advice}}
 <section class="advice {{.Severity}}" id="{{.ID}}-{{target .Target}}">
 <span class="severity">{{.Severity}}</span>

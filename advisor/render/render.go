@@ -61,6 +61,12 @@ func Value(v float64) string {
 func Text(w io.Writer, r advisor.Report) error {
 	var b strings.Builder
 	switch {
+	case len(r.Advice) == 0 && r.WarmingUp:
+		b.WriteString("tcpadvisor: no advice yet: warming up")
+		if r.WarmUntil != nil {
+			b.WriteString(" until " + r.WarmUntil.Format("2006-01-02 15:04:05 UTC"))
+		}
+		b.WriteString(", when the advisor will have watched as long as its slowest rule needs.\n")
 	case len(r.Advice) == 0 && len(r.Pending) == 0:
 		b.WriteString("tcpadvisor: no advice: nothing to change.\n")
 	case len(r.Advice) == 0:

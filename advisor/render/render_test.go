@@ -114,3 +114,23 @@ func TestTargetAndValue(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmingUp: an empty report of an advisor that has not yet watched
+// its slowest rule's window says so and until when, in text and HTML, not
+// "nothing to change".
+func TestWarmingUp(t *testing.T) {
+	until := time.Date(2026, 11, 27, 12, 5, 0, 0, time.UTC)
+	r := advisor.Report{WarmingUp: true, WarmUntil: &until}
+	var b bytes.Buffer
+	Text(&b, r)
+	if got, want := b.String(), "tcpadvisor: no advice yet: warming up until 2026-11-27 12:05:00 UTC, when the advisor will have watched as long as its slowest rule needs.\n"; got != want {
+		t.Errorf("text %q, want %q", got, want)
+	}
+	b.Reset()
+	if err := HTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.String(); !strings.Contains(page, "warming up until 2026-11-27 12:05:00 UTC") || strings.Contains(page, "nothing to change") {
+		t.Errorf("page does not say it is warming up:\n%s", page)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -36,6 +37,8 @@ const (
 	maxEstablished = 100_000
 	maxHold        = time.Hour
 	maxWorkers     = 256
+	// maxDestinations stays within 127.1.0.0-127.63.255.255.
+	maxDestinations = 1 << 22
 )
 
 type config struct {
@@ -47,6 +50,12 @@ type config struct {
 	workers      int
 	hold         time.Duration
 	buildTimeout time.Duration
+	// destinations, heavy and heavySockets spread TIME_WAIT sockets over
+	// many distinct destinations: see spreadDestinations.
+	destinations     int
+	heavy            int
+	heavySockets     int
+	destinationsPort int
 }
 
 func main() {
@@ -59,6 +68,10 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", 8, "connections made in parallel")
 	flag.DurationVar(&cfg.hold, "hold", 5*time.Minute, "how long to hold the population at most")
 	flag.DurationVar(&cfg.buildTimeout, "build-timeout", 40*time.Second, "give up if building takes longer")
+	flag.IntVar(&cfg.destinations, "destinations", 0, "also make one TIME_WAIT socket toward each of this many distinct destinations, 127.1.0.0 and up on -destinations-port")
+	flag.IntVar(&cfg.heavy, "heavy", 20, "with -destinations: the first this many destinations get more sockets, the busiest first")
+	flag.IntVar(&cfg.heavySockets, "heavy-sockets", 100, "with -destinations: the last heavy destination gets this many sockets, each one before it one more")
+	flag.IntVar(&cfg.destinationsPort, "destinations-port", 4999, "with -destinations: the port of the wildcard listener they all lead to")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "population: %v\n", err)
@@ -82,6 +95,12 @@ func (c config) validate() error {
 		return fmt.Errorf("-hold=%s: want more than 0 and at most %s", c.hold, maxHold)
 	case c.buildTimeout <= 0 || c.buildTimeout > maxHold:
 		return fmt.Errorf("-build-timeout=%s: want more than 0 and at most %s", c.buildTimeout, maxHold)
+	case c.destinations < 0 || c.destinations > maxDestinations:
+		return fmt.Errorf("-destinations=%d: want 0 to %d", c.destinations, maxDestinations)
+	case c.heavy < 0 || c.heavy > c.destinations && c.destinations > 0:
+		return fmt.Errorf("-heavy=%d: want 0 to -destinations", c.heavy)
+	case c.heavySockets < 1 || c.heavySockets > 10_000:
+		return fmt.Errorf("-heavy-sockets=%d: want 1 to 10000", c.heavySockets)
 	}
 	return nil
 }
@@ -121,8 +140,15 @@ func run(cfg config) error {
 	if err := makeTimeWait(listeners, cfg.workers, deadline); err != nil {
 		return err
 	}
+	spread, err := spreadDestinations(cfg, deadline)
+	if err != nil {
+		return err
+	}
+	if spread != nil {
+		defer spread.Close()
+	}
 
-	fmt.Printf("ready %d\n", cfg.timeWait+2*cfg.established+len(listeners))
+	fmt.Printf("ready %d\n", cfg.timeWait+2*cfg.established+len(listeners)+spreadSockets(cfg))
 	why := wait(cfg.hold)
 	fmt.Fprintf(os.Stderr, "population: released (%s)\n", why)
 	// Closing the listeners here also keeps them reachable until now: the
@@ -322,4 +348,111 @@ func wait(hold time.Duration) string {
 	case s := <-signals:
 		return s.String()
 	}
+}
+
+// destinationAddress is the i-th destination of -destinations: 127.1.0.0 and
+// up, every one of them on loopback.
+func destinationAddress(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, byte(1 + i>>16), byte(i >> 8), byte(i)})
+}
+
+// heavySocketsOf is how many TIME_WAIT sockets destination i gets: the
+// heavy ones more, each one more than the next, so that their ranking is
+// known; the others one.
+func heavySocketsOf(cfg config, i int) int {
+	if i < cfg.heavy {
+		return cfg.heavySockets + cfg.heavy - 1 - i
+	}
+	return 1
+}
+
+// spreadSockets is how many sockets -destinations makes, its listener
+// included.
+func spreadSockets(cfg config) int {
+	if cfg.destinations == 0 {
+		return 0
+	}
+	n := 1
+	for i := range cfg.destinations {
+		n += heavySocketsOf(cfg, i)
+	}
+	return n
+}
+
+// spreadDestinations makes the TIME_WAIT sockets of -destinations, toward
+// one wildcard listener through cfg.destinations loopback addresses, and
+// returns the listener, to be closed once the population is released.
+// Sockets toward different addresses share ephemeral ports, so no port range
+// limits their number; net.ipv4.tcp_max_tw_buckets must hold them all.
+func spreadDestinations(cfg config, deadline time.Time) (*net.TCPListener, error) {
+	if cfg.destinations == 0 {
+		return nil, nil
+	}
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4zero, Port: cfg.destinationsPort})
+	if err != nil {
+		return nil, fmt.Errorf("listen for -destinations: %w", err)
+	}
+	l := &listener{ln: ln, timeWait: spreadSockets(cfg) - 1}
+	go serve(l, deadline, cfg.hold)
+	jobs := make(chan netip.AddrPort, 4*cfg.workers)
+	go func() {
+		defer close(jobs)
+		// Round robin over the destinations, so that the sockets of
+		// a heavy one are spread over the dump as in a real host.
+		for round := 0; ; round++ {
+			sent := false
+			for i := range cfg.destinations {
+				if round >= heavySocketsOf(cfg, i) {
+					if i >= cfg.heavy {
+						break
+					}
+					continue
+				}
+				jobs <- netip.AddrPortFrom(destinationAddress(i), uint16(cfg.destinationsPort))
+				sent = true
+			}
+			if !sent {
+				return
+			}
+		}
+	}()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	d := net.Dialer{Deadline: deadline}
+	for range cfg.workers {
+		wg.Go(func() {
+			var b [1]byte
+			for dest := range jobs {
+				c, err := d.Dial("tcp4", dest.String())
+				if err == nil {
+					c.SetReadDeadline(deadline)
+					c.(*net.TCPConn).CloseWrite()
+					_, err = c.Read(b[:])
+					c.Close()
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("make a TIME_WAIT connection toward %s: %w", dest, err)
+					}
+					mu.Unlock()
+					for range jobs {
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		ln.Close()
+		return nil, first
+	}
+	return ln, nil
 }

@@ -81,8 +81,14 @@ type Limits struct {
 	TopDestinations int
 	// MaxServicePorts is how many listening ports get their own series.
 	MaxServicePorts int
-	// MaxTrackedDestinations caps the destination table. Destinations first
-	// seen once it is full are counted into "other" directly.
+	// MaxTrackedDestinations caps the destination table, and so its
+	// memory, whatever the number of distinct destinations. Once it is
+	// full, a new destination takes the row of the one with the fewest
+	// sockets, whose counts move to "other" (the space-saving algorithm):
+	// every destination with more than 1/MaxTrackedDestinations of the
+	// outbound sockets keeps its row, so the top K stays right. The
+	// destinations ranked high in the last dump never lose their row,
+	// so that their counts are exact from the second dump on.
 	MaxTrackedDestinations int
 	// MaxTrackedPeers caps the (service port, remote address) table behind
 	// the distinct-peer counts. Past it, peer counts are lower bounds.
@@ -108,7 +114,7 @@ type Limits struct {
 const (
 	DefaultTopDestinations        = 20
 	DefaultMaxServicePorts        = 100
-	DefaultMaxTrackedDestinations = 1 << 16
+	DefaultMaxTrackedDestinations = 1 << 13
 	DefaultMaxTrackedPeers        = 1 << 16
 	DefaultTopPeers               = 3
 	DefaultTopOwners              = 3
@@ -159,9 +165,19 @@ type DestinationCount struct {
 	// when they were counted with AddOwned, and OtherOwner for the rest.
 	Owners []OwnerCount
 	pinned bool
-	index  int32
+	// kept rows are never evicted: pinned, or ranked high in the last
+	// dump.
+	kept bool
+	// serial numbers the destinations in the order they got a row in
+	// this dump: rows are reused, serials are not, so the owner rows of a
+	// destination that lost its row are never taken for the new one's.
+	serial int32
 	// unattributed counts the owned sockets left out of full owner tables.
 	unattributed uint64
+	// weight ranks the row for eviction: its sockets, plus floor, the
+	// weight of the row it replaced (how many sockets it may have had
+	// before it got the row, counted in "other").
+	weight, floor uint64
 }
 
 func (d *DestinationCount) key() destKey {
@@ -188,7 +204,10 @@ type PortCount struct {
 	// Owners are the busiest owners of the port's inbound sockets, when
 	// they were counted with AddOwned, and OtherOwner for the rest.
 	Owners []OwnerCount
-	pinned bool
+	// ListenerOwner is the owner of the port's listening socket, when it
+	// was counted with AddOwned and has one; the zero Owner otherwise.
+	ListenerOwner Owner
+	pinned        bool
 	// unattributed counts the owned sockets left out of full owner tables.
 	unattributed uint64
 }
@@ -231,10 +250,22 @@ type Census struct {
 	listenPorts   PortSet
 	wildcardPorts PortSet
 
-	destIndex  map[destKey]int32
-	dests      []DestinationCount
-	overflow   DestinationCount
-	destsFull  bool
+	destIndex map[destKey]int32
+	dests     []DestinationCount
+	// serials counts the rows given in this dump.
+	serials   int32
+	overflow  DestinationCount
+	destsFull bool
+	// evictable is a min-heap by weight of the rows of dests that are
+	// not kept, built when the table first fills; heapPos is each row's
+	// place in it, or -1.
+	evictable []int32
+	heapPos   []int32
+	heapBuilt bool
+	// keep holds the destinations ranked highest in the last dump, up to
+	// keptDestinations(): they keep their rows in this one.
+	keep map[destKey]struct{}
+
 	portIndex  map[uint16]int32
 	ports      []PortCount
 	peers      map[peerKey]uint64
@@ -254,6 +285,7 @@ func New(limits Limits) *Census {
 		pinnedPorts: map[uint16]bool{},
 		listenAddrs: map[netip.AddrPort]struct{}{},
 		destIndex:   map[destKey]int32{},
+		keep:        map[destKey]struct{}{},
 		portIndex:   map[uint16]int32{},
 		peers:       map[peerKey]uint64{},
 	}
@@ -277,8 +309,12 @@ func (c *Census) Reset(ephemeral *EphemeralRange) {
 	c.wildcardPorts = PortSet{}
 	clear(c.destIndex)
 	c.dests = c.dests[:0]
-	c.overflow = DestinationCount{index: -1}
+	c.serials = 0
+	c.overflow = DestinationCount{serial: -1}
 	c.destsFull = false
+	c.evictable = c.evictable[:0]
+	c.heapBuilt = false
+	c.heapPos = c.heapPos[:0]
 	clear(c.portIndex)
 	c.ports = c.ports[:0]
 	clear(c.peers)
@@ -293,7 +329,7 @@ func (c *Census) Reset(ephemeral *EphemeralRange) {
 func (c *Census) Add(s *sockdiag.Socket) { c.add(s) }
 
 // add counts s and returns its class and, for an outbound socket toward a
-// destination of the table, the destination's index, else -1.
+// destination of the table, the destination's row, else -1.
 func (c *Census) add(s *sockdiag.Socket) (Class, int32) {
 	family := IPv4
 	if s.Family == unix.AF_INET6 {
@@ -318,13 +354,23 @@ func (c *Census) add(s *sockdiag.Socket) (Class, int32) {
 		p.States[state]++
 		c.addPeer(p, remote)
 	case OutboundEphemeral, OutboundBound:
-		d := c.destination(destKey{source: local.Addr().As16(), address: remote.As16(), port: s.Remote.Port()})
+		row := c.destination(destKey{source: local.Addr().As16(), address: remote.As16(), port: s.Remote.Port()})
+		d := &c.overflow
+		if row >= 0 {
+			d = &c.dests[row]
+		}
 		d.States[state]++
 		if class == OutboundEphemeral {
 			d.Ephemeral++
 			c.inUse.Add(local.Port())
 		}
-		return class, d.index
+		if row >= 0 {
+			d.weight++
+			if c.heapPos[row] >= 0 {
+				c.siftDown(int(c.heapPos[row]))
+			}
+		}
+		return class, row
 	}
 	return class, -1
 }
@@ -389,11 +435,13 @@ func (c *Census) addPeer(p *PortCount, remote netip.Addr) {
 	p.Peers++
 }
 
-// destination returns the row of k, or the overflow row once the table is
-// full and k is neither in it nor pinned.
-func (c *Census) destination(k destKey) *DestinationCount {
+// destination returns the row of k, or -1 for the overflow row once the
+// table is full of kept destinations. Past the cap, k takes the row of
+// the lightest destination not kept, whose counts move to the overflow row;
+// pinned destinations get a row past the cap.
+func (c *Census) destination(k destKey) int32 {
 	if i, ok := c.destIndex[k]; ok {
-		return &c.dests[i]
+		return i
 	}
 	d := Destination{
 		Source:  netip.AddrFrom16(k.source).Unmap(),
@@ -401,13 +449,109 @@ func (c *Census) destination(k destKey) *DestinationCount {
 		Port:    k.port,
 	}
 	pinned := c.pinnedDests[netip.AddrPortFrom(d.Address, d.Port)]
-	if len(c.dests) >= c.limits.MaxTrackedDestinations && !pinned {
-		c.destsFull = true
-		return &c.overflow
+	_, kept := c.keep[k]
+	row := DestinationCount{Destination: d, pinned: pinned, kept: pinned || kept, serial: c.serials}
+	if len(c.dests) < c.limits.MaxTrackedDestinations || pinned {
+		c.serials++
+		i := int32(len(c.dests))
+		c.destIndex[k] = i
+		c.dests = append(c.dests, row)
+		// Rows are added only until the table fills, before the heap
+		// is built, or for pinned destinations, which are never evicted.
+		c.heapPos = append(c.heapPos, -1)
+		return i
 	}
-	c.destIndex[k] = int32(len(c.dests))
-	c.dests = append(c.dests, DestinationCount{Destination: d, pinned: pinned, index: int32(len(c.dests))})
-	return &c.dests[len(c.dests)-1]
+	c.destsFull = true
+	if !c.heapBuilt {
+		c.buildHeap()
+	}
+	if len(c.evictable) == 0 {
+		return -1
+	}
+	c.serials++
+	i := c.evictable[0]
+	victim := &c.dests[i]
+	c.overflow.Ephemeral += victim.Ephemeral
+	for s, n := range victim.States {
+		c.overflow.States[s] += n
+	}
+	delete(c.destIndex, victim.key())
+	row.weight, row.floor = victim.weight, victim.weight
+	*victim = row
+	c.destIndex[k] = i
+	if row.kept {
+		c.popRoot()
+	}
+	// Otherwise the new row weighs what the old one did, so it stays at
+	// the root until its socket is counted.
+	return i
+}
+
+// popRoot takes the root off the heap.
+func (c *Census) popRoot() {
+	last := len(c.evictable) - 1
+	c.swap(0, last)
+	c.heapPos[c.evictable[last]] = -1
+	c.evictable = c.evictable[:last]
+	if last > 0 {
+		c.siftDown(0)
+	}
+}
+
+// buildHeap makes the heap of the rows not kept, once the table is full.
+func (c *Census) buildHeap() {
+	c.heapBuilt = true
+	for i := range c.dests {
+		if !c.dests[i].kept {
+			c.heapPos[i] = int32(len(c.evictable))
+			c.evictable = append(c.evictable, int32(i))
+		}
+	}
+	for j := len(c.evictable)/2 - 1; j >= 0; j-- {
+		c.siftDown(j)
+	}
+}
+
+// siftDown restores the heap below place j, after its row got heavier.
+func (c *Census) siftDown(j int) {
+	n := len(c.evictable)
+	for {
+		lightest := j
+		for _, child := range [2]int{2*j + 1, 2*j + 2} {
+			if child < n && c.lighter(child, lightest) {
+				lightest = child
+			}
+		}
+		if lightest == j {
+			return
+		}
+		c.swap(j, lightest)
+		j = lightest
+	}
+}
+
+// lighter orders the heap: the lowest weight first and, among equals, the
+// row that counted the fewest sockets itself (the highest floor), so that a
+// destination seen twice outlasts one seen once.
+func (c *Census) lighter(a, b int) bool {
+	da, db := &c.dests[c.evictable[a]], &c.dests[c.evictable[b]]
+	if da.weight != db.weight {
+		return da.weight < db.weight
+	}
+	return da.floor > db.floor
+}
+
+func (c *Census) swap(a, b int) {
+	c.evictable[a], c.evictable[b] = c.evictable[b], c.evictable[a]
+	c.heapPos[c.evictable[a]] = int32(a)
+	c.heapPos[c.evictable[b]] = int32(b)
+}
+
+// keptDestinations is how many of the top destinations of a dump keep
+// their rows in the next: a margin over the reported top K, for those that
+// move up.
+func (c *Census) keptDestinations() int {
+	return 4 * c.limits.TopDestinations
 }
 
 // Result is what one dump counted, bounded by the Census's limits.
@@ -481,6 +625,10 @@ func (c *Census) topDestinations() ([]DestinationCount, DestinationCount) {
 		}
 		return compareDestinations(da.Destination, db.Destination)
 	})
+	clear(c.keep)
+	for _, i := range c.sortedDest[:min(len(c.sortedDest), c.keptDestinations())] {
+		c.keep[c.dests[i].key()] = struct{}{}
+	}
 	other := c.overflow
 	top := make([]DestinationCount, 0, c.limits.TopDestinations+len(c.pinnedDests))
 	unpinned := 0

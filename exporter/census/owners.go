@@ -5,21 +5,19 @@ import (
 	"slices"
 	"time"
 
+	attribution "github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
 )
 
-// Owner is who holds a socket: the systemd unit or container, and the
-// process name. The zero Owner is "no owner": the kernel keeps none for
-// TIME_WAIT and SYN_RECV sockets.
-type Owner struct {
-	Unit    string
-	Process string
-}
+// Owner is who holds a socket, as the owners package attributes it: the
+// census counts by the same type. The zero Owner is "no owner": the kernel
+// keeps none for TIME_WAIT and SYN_RECV sockets.
+type Owner = attribution.Owner
 
 // The owners the census reports for what it cannot attribute, and for the
 // owners past the top K of a destination or port.
 var (
-	UnknownOwner = Owner{Unit: "unknown", Process: "unknown"}
+	UnknownOwner = attribution.UnknownOwner
 	OtherOwner   = Owner{Unit: "other", Process: "other"}
 )
 
@@ -53,6 +51,7 @@ type ownerRow struct {
 	sockets, fresh uint64
 }
 
+// destOwnerKey is an owner's row toward a destination, named by its serial.
 type destOwnerKey struct {
 	dest  int32
 	owner uint32
@@ -178,7 +177,7 @@ func (c *Census) AddOwned(s *sockdiag.Socket, owner Owner) {
 		if dest < 0 {
 			return
 		}
-		k := destOwnerKey{dest: dest, owner: id}
+		k := destOwnerKey{dest: c.dests[dest].serial, owner: id}
 		if row, ok := o.dests[k]; ok || o.room(c.limits) {
 			o.dests[k] = ownerRow{sockets: row.sockets + 1, fresh: row.fresh + fresh}
 		} else {
@@ -221,11 +220,20 @@ type ownerRowOf struct {
 // the one that had them in a dump of the last 60 s, else to UnknownOwner.
 func (c *Census) fillDestinationOwners(top []DestinationCount) {
 	o := c.owners
-	groups := groupRows(o.dests, func(k destOwnerKey) (int, uint32) { return int(k.dest), k.owner }, len(c.dests))
+	index := make(map[int32]int, len(top))
+	for i := range top {
+		index[top[i].serial] = i
+	}
+	groups := groupRows(o.dests, func(k destOwnerKey) (int, uint32) {
+		if i, ok := index[k.dest]; ok {
+			return i, k.owner
+		}
+		return -1, 0
+	}, len(top))
 	now := o.now()
 	for i := range top {
 		d := &top[i]
-		rows := groups[d.index]
+		rows := groups[i]
 		var live uint64
 		for _, r := range rows {
 			live += r.sockets
@@ -283,6 +291,9 @@ func (c *Census) fillPortOwners(top []PortCount) {
 	}, len(top))
 	for i := range top {
 		p := &top[i]
+		if id, ok := o.listeners[p.Port]; ok {
+			p.ListenerOwner = o.list[id]
+		}
 		counts := make([]OwnerCount, 0, len(groups[i])+1)
 		var live uint64
 		for _, r := range groups[i] {

@@ -37,6 +37,26 @@ func (s *PortSet) CountIn(low, high uint16) int {
 	return n
 }
 
+// PortRange is the ports First to Last, both included.
+type PortRange struct{ First, Last uint16 }
+
+// Ranges returns the set as runs of consecutive ports, lowest first.
+func (s *PortSet) Ranges() []PortRange {
+	var ranges []PortRange
+	for p := 0; p < 1<<16; p++ {
+		if !s.Has(uint16(p)) {
+			continue
+		}
+		end := p
+		for end+1 < 1<<16 && s.Has(uint16(end+1)) {
+			end++
+		}
+		ranges = append(ranges, PortRange{First: uint16(p), Last: uint16(end)})
+		p = end
+	}
+	return ranges
+}
+
 // EphemeralRange is what the kernel picks a local port from when connect()
 // is called without bind(): net.ipv4.ip_local_port_range less
 // net.ipv4.ip_local_reserved_ports.

@@ -1,6 +1,7 @@
 package census_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,6 +85,35 @@ func FuzzParseReservedPorts(f *testing.F) {
 		}
 		if set.Len() > 65536 {
 			t.Fatalf("%d ports in a set of TCP ports", set.Len())
+		}
+	})
+}
+
+func TestPortSetRanges(t *testing.T) {
+	set, err := census.ParseReservedPorts("0,8080,9000-9010,9011,65535")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []census.PortRange{{0, 0}, {8080, 8080}, {9000, 9011}, {65535, 65535}}
+	if got := set.Ranges(); !slices.Equal(got, want) {
+		t.Errorf("Ranges() = %v, want %v", got, want)
+	}
+	var empty census.PortSet
+	if got := empty.Ranges(); len(got) != 0 {
+		t.Errorf("empty set: Ranges() = %v", got)
+	}
+}
+
+// FuzzParsePortRange checks that any net.ipv4.ip_local_port_range content
+// parses or fails cleanly, and that what parses is an ordered range.
+func FuzzParsePortRange(f *testing.F) {
+	for _, seed := range []string{"32768\t60999\n", "1024 65535", "60999 32768", "1", "a b", " 0 0 ", "65536 1", "1 2 3"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		low, high, err := census.ParsePortRange(s)
+		if err == nil && low > high {
+			t.Fatalf("ParsePortRange(%q) = %d-%d, a range that runs backwards", s, low, high)
 		}
 	})
 }

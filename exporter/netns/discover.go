@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -133,7 +135,7 @@ func discover(procPath, runNetns string, max int, namer func(pid int) string, st
 		if byID[id] != nil {
 			continue // the host's, or named already under an earlier name
 		}
-		byID[id] = &found{name: name, path: path}
+		byID[id] = &found{name: labelValue(name), path: path}
 		named = append(named, id)
 	}
 
@@ -217,4 +219,16 @@ func readDirNames(dir string) ([]string, error) {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	return names, nil
+}
+
+// labelValue makes a /run/netns file name, any bytes but '/', a label value:
+// valid UTF-8, every control character shown as '?' as ps shows them, so
+// that a scrape printed on a terminal carries no escape sequence.
+func labelValue(name string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(name, "\uFFFD"))
 }

@@ -114,6 +114,11 @@ func TestDiscover(t *testing.T) {
 		namer:     unitNamer,
 		want:      []string{"host proc/100/ns/net 100", "alpha run/netns/alpha 300", "zeta run/netns/zeta 0", "unit-101 proc/101/ns/net 101"},
 	}, {
+		name:  "names that are not label values: control characters and bytes that are not UTF-8",
+		named: map[string]string{"red\x1b[31m\n": "a", "q\"x{y=\"1\"}": "b", "bad\xff": "c"},
+		max:   10,
+		want:  []string{"host proc/100/ns/net 100", "bad\uFFFD run/netns/bad\xff 0", "q\"x{y=\"1\"} run/netns/q\"x{y=\"1\"} 0", "red?[31m? run/netns/red\x1b[31m\n 0"},
+	}, {
 		name:  "the host's namespace named under /run/netns stays the host's",
 		named: map[string]string{"main": "host"},
 		max:   10,

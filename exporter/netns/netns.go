@@ -158,3 +158,23 @@ func open(ns Namespace) (netns.NsHandle, error) {
 	}
 	return h, nil
 }
+
+// LoopbackUp sets lo up in the calling thread's network namespace: a new
+// namespace has it down. The workload's arms and the tests' namespaces
+// call it once they are inside.
+func LoopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}

@@ -35,6 +35,9 @@ import (
 // inode, and sockets no source names yet.
 const Unknown = "unknown"
 
+// UnknownOwner is the Owner of a socket that cannot be attributed.
+var UnknownOwner = Owner{Unit: Unknown, Process: Unknown}
+
 // Owner is who holds a socket, as label values.
 type Owner struct {
 	// Unit is the systemd unit or container, e.g. "nginx.service",

@@ -2,6 +2,7 @@ package owners
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -112,10 +113,17 @@ func unitName(components []string, i int) (string, bool) {
 func shortID(id string) string { return id[:min(len(id), containerIDLen)] }
 
 // bounded makes s a valid UTF-8 string of at most maxLabelLen bytes, cut at a
-// rune boundary: Prometheus refuses label values that are not UTF-8, and
-// cgroup and process names are arbitrary bytes.
+// rune boundary, with every control character shown as '?', as ps shows
+// them: Prometheus refuses label values that are not UTF-8, cgroup and
+// process names are arbitrary bytes, and a terminal that prints a scrape
+// would obey an escape sequence a local user put in a process name.
 func bounded(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) <= maxLabelLen {
 		return s
 	}

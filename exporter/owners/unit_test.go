@@ -53,6 +53,9 @@ func TestUnitFromCgroupPath(t *testing.T) {
 		{"/lxc.payload.web1", "lxc.payload.web1"},
 		// A pod directory outside kubepods is nothing special.
 		{"/podman/pod1", "pod1"},
+		// Control characters, which a delegated user may put in a
+		// cgroup name, are shown as ps shows them.
+		{"/user.slice/user-1000.slice/user@1000.service/a\x1b[31m\nb.service", "a?[31m?b.service"},
 	} {
 		if got := UnitFromCgroupPath(tc.path); got != tc.want {
 			t.Errorf("UnitFromCgroupPath(%q) = %q, want %q", tc.path, got, tc.want)

@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
+	"github.com/tcpadvisor/tcpadvisor/internal/sysctl"
 )
 
 // envVar tells the re-executed test binary which namespace it runs in.
@@ -31,8 +34,8 @@ var counter atomic.Int32
 func Enter(t *testing.T) bool {
 	t.Helper()
 	if name := os.Getenv(envVar); name != "" {
-		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			t.Fatalf("bring loopback up in %s: %v: %s", name, err, out)
+		if err := netns.LoopbackUp(); err != nil {
+			t.Fatalf("bring loopback up in %s: %v", name, err)
 		}
 		return true
 	}
@@ -73,9 +76,8 @@ func Enter(t *testing.T) bool {
 // as its dotted name.
 func Sysctl(t *testing.T, name, value string) {
 	t.Helper()
-	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
-	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
-		t.Fatalf("set %s=%s: %v", name, value, err)
+	if err := sysctl.Write(sysctl.DefaultProcPath, name, value); err != nil {
+		t.Fatal(err)
 	}
 }
 
