@@ -18,6 +18,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
+	"github.com/tcpadvisor/tcpadvisor/internal/buildinfo"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
 )
 
@@ -30,17 +31,17 @@ const programName = "tcpadvisor"
 var releaseVersion string
 
 func main() {
-	if version.Version == "" {
-		version.Version = strings.TrimSpace(releaseVersion)
-	}
+	buildinfo.Stamp(releaseVersion)
 	os.Exit(run(os.Args[1:]))
 }
 
 // run parses args and runs the chosen subcommand; it returns the exit code.
 func run(args []string) int {
-	app := kingpin.New(programName, "Exports TCP socket states and ephemeral-port pressure, per destination, as Prometheus metrics.")
+	app := kingpin.New(programName, "Exports the TCP socket states and ephemeral-port pressure of this host as Prometheus metrics, and tells what to change: a pool, upstream keepalive, a sysctl.")
 	app.Version(version.Print(programName))
+	setManPage(app.Name, app.Help)
 	app.HelpFlag.Short('h')
+	app.UsageTemplate(usageTemplate)
 	app.UsageWriter(os.Stdout)
 	app.ErrorWriter(os.Stderr)
 	// kingpin calls Terminate after --help and --version; run returns

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -128,6 +129,11 @@ func TestVersion(t *testing.T) {
 	stdout, _, code := runBinary(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "tcpadvisor, version ") {
 		t.Errorf("version printed %q with exit code %d", stdout, code)
+	}
+	// Every field says something, "unknown" at worst: the tests build with
+	// go build, which embeds the revision unless GOFLAGS has -buildvcs=false.
+	if regexp.MustCompile(`(branch: ,|:\s*\n)`).MatchString(stdout + "\n") {
+		t.Errorf("version has an empty field:\n%s", stdout)
 	}
 }
 
@@ -283,7 +289,7 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 		}
 	}
 	landing := get("/")
-	for _, link := range []string{`href="/metrics"`, `href="/advice"`} {
+	for _, link := range []string{`href="/metrics"`, `href="/advice"`, `href="/docs/advice.md"`} {
 		if !regexp.MustCompile(link).MatchString(landing) {
 			t.Errorf("landing page lacks %s:\n%s", link, landing)
 		}
@@ -293,6 +299,12 @@ func serveAndScrape(t *testing.T, command string, args ...string) string {
 	}
 	if report := get("/advice?format=json"); !strings.Contains(report, `"generated_at"`) || !strings.Contains(report, `"advice": [`) {
 		t.Errorf("/advice?format=json is not a report:\n%s", report)
+	}
+	if page := get("/docs/advice.md"); !strings.Contains(page, `<h2 id="pool">`) {
+		t.Errorf("/docs/advice.md is not the advice reference:\n%.500s", page)
+	}
+	if regexp.MustCompile(`tcpadvisor_build_info\{[^}]*(branch|revision|version)=""`).MatchString(metrics) {
+		t.Errorf("tcpadvisor_build_info has an empty label:\n%s", regexp.MustCompile(`tcpadvisor_build_info.*`).FindString(metrics))
 	}
 	return metrics
 }
@@ -324,15 +336,29 @@ func TestIntegrationAdvise(t *testing.T) {
 	var stdout string
 	var code int
 	deadline := time.Now().Add(30 * time.Second)
+	var stderr string
 	for {
-		stdout, _, code = runBinary(t, "advise", "--url=http://"+addr, "--output=json", "--sysctl-file="+dropIn)
+		stdout, stderr, code = runBinary(t, "advise", "--url="+addr, "--output=json", "--sysctl-file="+dropIn)
 		if code == 1 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	if !strings.HasPrefix(stderr, "tcpadvisor: wrote ") || !strings.Contains(stderr, dropIn+" ") {
+		t.Errorf("advise --sysctl-file said %q, want what it wrote where", stderr)
+	}
+	// Without --url, advise asks the daemon on the default port, and says so.
+	if out, stderr, code := runBinary(t, "advise", "--output=json"); code != 1 || !strings.Contains(out, `"id": "pool"`) ||
+		stderr != "tcpadvisor: the advice of the daemon at http://127.0.0.1:10067 (--duration samples this host instead)\n" {
+		t.Errorf("advise without --url exited %d, stderr %q:\n%s\nwant 1, the daemon's pool advice, and where it came from", code, stderr, out)
+	}
 	if code != 1 || !strings.Contains(stdout, `"id": "pool"`) || !strings.Contains(stdout, `"destination_port": "6379"`) {
 		t.Fatalf("advise --url exited %d with:\n%s\nwant exit 1 and the pool advice toward port 6379", code, stdout)
+	}
+	// The daemon's runbook links lead to its own copy of the advice
+	// reference.
+	if want := `/docs/advice.md#pool"`; !strings.Contains(stdout, want) || strings.Contains(stdout, "github.com") {
+		t.Errorf("the daemon's advice links its runbook elsewhere than %s:\n%s", want, stdout)
 	}
 	if b, err := os.ReadFile(dropIn); err != nil || !strings.HasPrefix(string(b), "# Written by tcpadvisor advise") {
 		t.Errorf("--sysctl-file wrote %q, %v", b, err)
@@ -340,7 +366,7 @@ func TestIntegrationAdvise(t *testing.T) {
 
 	// Without --url, advise samples this namespace itself.
 	stdout, _, code = runBinary(t, "advise", "--duration=4s")
-	if code != 1 || !strings.Contains(stdout, "[warning] pool, 127.0.0.1 -> 127.0.0.1:6379") {
+	if code != 1 || !strings.Contains(stdout, "[warning] pool: 127.0.0.1 -> 127.0.0.1:6379") {
 		t.Errorf("advise --duration=4s exited %d with:\n%s\nwant exit 1 and the pool advice", code, stdout)
 	}
 }
@@ -356,6 +382,65 @@ func TestIntegrationAdviseQuietHost(t *testing.T) {
 	}
 }
 
+// TestIntegrationAdviseSamplesWithoutADaemon runs advise with neither
+// --url nor --duration where no daemon answers: it says so and samples this
+// host; interrupted, it reports what it sampled.
+func TestIntegrationAdviseSamplesWithoutADaemon(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	cmd := exec.Command(binary, "advise")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	if want := "tcpadvisor: no daemon answers at http://127.0.0.1:10067; sampling this host for 1m0s\n"; err != nil || line != want {
+		t.Fatalf("advise without a daemon said %q (%v), want %q", line, err, want)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(stdout.String(), "tcpadvisor: ") {
+		t.Errorf("advise interrupted: %v, stdout %q; want exit 0 and the advice so far", err, stdout.String())
+	}
+}
+
+// TestHelpShowsEachCommandsFlagsFirst checks that --help shows the
+// daemon's flags before the collectors', and each command's --help its own
+// flags first.
+func TestHelpShowsEachCommandsFlagsFirst(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		own  []string
+	}{
+		{[]string{"--help"}, []string{"--web.listen-address", "--web.config.file", "--web.telemetry-path", "--alertmanager.url", "--rules.evaluation-interval", "--rules.time-scale"}},
+		{[]string{"serve", "--help"}, []string{"--web.listen-address", "--alertmanager.url"}},
+		{[]string{"advise", "--help"}, []string{"--url", "--duration", "--sysctl-file", "--apply"}},
+		{[]string{"workload", "--help"}, []string{"--arms"}},
+		{[]string{"fleet", "--help"}, []string{"--prometheus.url", "--web.listen-address"}},
+	} {
+		stdout, _, code := runBinary(t, tt.args...)
+		shared := strings.Index(stdout, "--collector.timeout")
+		if code != 0 || shared < 0 || !strings.Contains(stdout, "--rules.file") {
+			t.Errorf("%v: exit %d; want the shared flags, --collector.timeout and --rules.file, in:\n%s", tt.args, code, stdout)
+			continue
+		}
+		for _, flag := range tt.own {
+			// A flag's line starts with it, or with --[no-] for a boolean.
+			at := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(flag) + `\b|^\s+--\[no-\]` + regexp.QuoteMeta(flag[2:]) + `\b`).FindStringIndex(stdout)
+			if at == nil || at[0] > shared {
+				t.Errorf("%v: %s is not among the first flags:\n%s", tt.args, flag, stdout)
+			}
+		}
+	}
+}
+
 func TestAdviseBadInput(t *testing.T) {
 	closed := netnstest.FreeAddress(t)
 	tests := []struct {
@@ -363,6 +448,8 @@ func TestAdviseBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"advise", "--url=http://" + closed}, "--url=http://" + closed + ": "},
+		{[]string{"advise", "--url=" + closed}, "--url=" + closed + ": "},
+		{[]string{"advise", "--url=ftp://host:21"}, `--url="ftp://host:21": want a daemon's address, such as 127.0.0.1:10067 or https://host:10067`},
 		{[]string{"advise", "--url=http://" + closed, "--output=yaml"}, `enum value must be one of text,json, got 'yaml'`},
 		{[]string{"advise", "--duration=0s"}, `--duration="0s": want a positive duration`},
 		{[]string{"advise", "--rules.file=/nonexistent.yml"}, `--rules.file="/nonexistent.yml": want a readable rule file`},
@@ -388,5 +475,83 @@ func TestIntegrationApplyRefusedWithoutRoot(t *testing.T) {
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--apply writes /proc/sys and needs root") {
 		t.Errorf("advise --apply as nobody: %v, output %q; want exit 2 and the refusal", err, out)
+	}
+}
+
+// TestManPage checks that --help-man writes a man page that man reads
+// without a warning, with a one-line .TH and a NAME line for whatis.
+func TestManPage(t *testing.T) {
+	stdout, stderr, code := runBinary(t, "--help-man")
+	if code != 0 || stderr != "" {
+		t.Fatalf("--help-man: exit code %d, stderr %q", code, stderr)
+	}
+	lines := strings.SplitN(stdout, "\n", 4)
+	if len(lines) < 4 || !regexp.MustCompile(`^\.TH TCPADVISOR 1 "\d{4}-\d\d-\d\d" "tcpadvisor \S+" "User Commands"$`).MatchString(lines[0]) ||
+		lines[1] != `.SH "NAME"` || !strings.HasPrefix(lines[2], `tcpadvisor \- `) {
+		t.Errorf("the man page starts\n%s\nwant .TH TCPADVISOR 1 \"DATE\" \"tcpadvisor VERSION\" \"User Commands\", then NAME: tcpadvisor \\- summary", strings.Join(lines[:3], "\n"))
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Skip("no groff (Debian package groff-base) to read the man page with")
+	}
+	cmd := exec.Command(groff, "-K", "utf8", "-man", "-z", "-ww")
+	cmd.Stdin = strings.NewReader(stdout)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff -man -ww on the man page: %v\n%s", err, out)
+	}
+}
+
+// TestFlagsAreDocumented checks that docs/flags.md names every flag of
+// every command.
+func TestFlagsAreDocumented(t *testing.T) {
+	doc, err := os.ReadFile("docs/flags.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z0-9][a-z0-9.-]*)`)
+	for _, args := range [][]string{{"--help"}, {"advise", "--help"}, {"workload", "--help"}, {"fleet", "--help"}} {
+		stdout, _, _ := runBinary(t, args...)
+		for _, m := range flag.FindAllStringSubmatch(stdout, -1) {
+			name := m[1]
+			if name == "help" || name == "version" || name == "help-long" || name == "help-man" {
+				continue
+			}
+			if !strings.Contains(string(doc), "`--"+name) && !strings.Contains(string(doc), "`--[no-]"+name) {
+				t.Errorf("docs/flags.md does not document --%s (%v)", name, args)
+			}
+		}
+	}
+}
+
+// TestIntegrationApplySaysItLastsUntilReboot asks a daemon for advice that
+// justifies a sysctl (a fixture report, served on loopback) with --apply,
+// in a network namespace of its own, whose tcp_tw_reuse is the test's:
+// advise writes it, prints it before and after, and says on stderr that the
+// change lasts until the next reboot and how to keep it.
+func TestIntegrationApplySaysItLastsUntilReboot(t *testing.T) {
+	if !netnstest.Enter(t) {
+		return
+	}
+	netnstest.Sysctl(t, "net.ipv4.tcp_tw_reuse", "0")
+	report := `{"generated_at": "2026-12-02T12:00:00Z", "advice": [{"id": "port-pressure", "alert": "TcpadvisorEphemeralPortPressure",
+		"severity": "critical", "state": "firing", "since": "2026-12-02T11:50:00Z", "target": {"destination_address": "127.0.0.1"},
+		"sysctls": [{"name": "net.ipv4.tcp_tw_reuse", "value": "1", "current": "0", "reason": "relief"}]}], "pending": []}`
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, report)
+	})}
+	go server.Serve(listener)
+	defer server.Close()
+
+	stdout, stderr, code := runBinary(t, "advise", "--url="+listener.Addr().String(), "--apply")
+	if code != 1 || !strings.Contains(stdout, "net.ipv4.tcp_tw_reuse: 0 -> 1") {
+		t.Fatalf("advise --apply exited %d with:\n%s\nstderr %q; want 1 and the sysctl before and after", code, stdout, stderr)
+	}
+	if want := "tcpadvisor: these changes last until the next reboot; to keep them: tcpadvisor advise --sysctl-file /etc/sysctl.d/90-tcpadvisor.conf, then sysctl --system\n"; stderr != want {
+		t.Errorf("advise --apply said %q on stderr, want %q", stderr, want)
 	}
 }

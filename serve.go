@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
+	"github.com/tcpadvisor/tcpadvisor/docs"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
@@ -67,8 +69,11 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	// beside the exporter's.
 	registry := prometheus.NewRegistry()
 	p, err := pipeline.New(pipeline.Options{
-		Exporter:      opts,
-		RuleFiles:     ruleFiles,
+		Exporter:  opts,
+		RuleFiles: ruleFiles,
+		// The bundled rules' runbook links lead to the daemon's own
+		// /docs/advice.md.
+		RunbookBase:   s.externalURLOrDefault(),
 		Interval:      *s.interval,
 		TimeScale:     *s.timeScale,
 		Alertmanagers: *s.alertmanagers,
@@ -151,7 +156,8 @@ func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPa
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: maxRequests,
 	}))
-	mux.Handle("/advice", adviceHandler(p.Advisor(), logger))
+	mux.Handle("/advice", adviceHandler(p.Advisor(), telemetryPath, logger))
+	mux.Handle("/docs/", docs.Handler(render.PageCSS))
 	if telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "tcpadvisor",
@@ -159,7 +165,9 @@ func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPa
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: telemetryPath, Text: "Metrics"},
-				{Address: "/advice", Text: "Advice", Description: "What to change, with the evidence (JSON: ?format=json)"},
+				{Address: "/advice", Text: "Advice", Description: "What to change, with the evidence (JSON: ?format=json; reloaded every 30 s: ?refresh=30)"},
+				{Address: "/docs/advice.md", Text: "Advice reference", Description: "What each advice means, its fix, and how to silence it"},
+				{Address: "/docs/", Text: "Documentation"},
 			},
 		})
 		if err != nil {
@@ -170,10 +178,23 @@ func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPa
 	return mux, nil
 }
 
-// adviceHandler serves the current advice: an HTML page, or JSON for
-// ?format=json or Accept: application/json.
-func adviceHandler(adv *advisor.Advisor, logger *slog.Logger) http.Handler {
+// maxRefresh is the longest ?refresh of the advice page: an hour.
+const maxRefresh = 3600
+
+// adviceHandler serves the current advice: an HTML page, reloaded every N
+// seconds with ?refresh=N, or JSON for ?format=json or Accept:
+// application/json.
+func adviceHandler(adv *advisor.Advisor, telemetryPath string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page := render.Page{MetricsPath: telemetryPath}
+		if s := r.URL.Query().Get("refresh"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxRefresh {
+				http.Error(w, fmt.Sprintf("refresh=%q: want a number of seconds from 1 to %d", s, maxRefresh), http.StatusBadRequest)
+				return
+			}
+			page.Refresh = n
+		}
 		report := adv.Report(r.Context(), time.Now())
 		var err error
 		if r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json") {
@@ -181,7 +202,7 @@ func adviceHandler(adv *advisor.Advisor, logger *slog.Logger) http.Handler {
 			err = render.JSON(w, report)
 		} else {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			err = render.HTML(w, report)
+			err = render.HTMLPage(w, report, page)
 		}
 		if err != nil {
 			logger.Error("write advice", "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 	"github.com/tcpadvisor/tcpadvisor/workload"
 )
 
@@ -128,7 +129,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 		}
 		cfg.TimeScale = scale
 	}
-	if isTerminal(os.Stderr) {
+	if term.IsTerminal(os.Stderr) {
 		cfg.Progress = os.Stderr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -170,7 +171,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	case "markdown":
 		err = workload.Markdown(os.Stdout, report)
 	default:
-		err = workload.Text(os.Stdout, report)
+		err = workload.StyledText(os.Stdout, report, term.StyleOf(os.Stdout))
 	}
 	if err != nil {
 		return fail(err)

@@ -303,7 +303,7 @@ func TestIntegrationWorkloadFlaskPortRange(t *testing.T) {
 // machine moves them by as much. The arms take turns of half a second, so
 // that a change of that work over the run weighs on each alike, and run at
 // niceness -10, so that the test packages go test runs meanwhile do not
-// take the CPU from them (see the README's reference workload section).
+// take the CPU from them (see docs/workload.md).
 func TestIntegrationWorkloadFlask(t *testing.T) {
 	needWorkload(t, "nginx", "gunicorn")
 	before := workloadProcesses(t)
@@ -458,7 +458,7 @@ func TestIntegrationWorkloadUnprivileged(t *testing.T) {
 	}
 
 	// Killed, it still takes its servers with it: they get SIGINT from the
-	// kernel when it dies. Its temporary files stay behind (the README says
+	// kernel when it dies. Its temporary files stay behind (docs/workload.md says
 	// so): give it a TMPDIR this test removes.
 	cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary, "workload", "--arms=3", "--duration=60s")
 	cmd.Dir = os.TempDir()

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
+	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
@@ -63,7 +64,7 @@ var requiredMetrics = []string{
 	"tcpadvisor_owner_attribution_up",
 	"tcpadvisor_owner_attribution_missing",
 	"tcpadvisor_netns_collector_success",
-	"ALERTS",
+	"tcpadvisor_advice_active",
 }
 
 // dashboard is the part of the dashboard model the tests read; the rest is
@@ -178,13 +179,15 @@ func TestDashboardStructure(t *testing.T) {
 	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
 		t.Errorf("templating: variable datasource %+v, want type datasource with query prometheus", v)
 	}
-	if v, ok := vars["instance"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
-		t.Errorf("templating: variable instance %+v, want a multi-value query variable with All on %s", v, datasourceRef)
+	for _, name := range []string{"job", "instance"} {
+		if v, ok := vars[name]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll {
+			t.Errorf("templating: variable %s %+v, want a multi-value query variable with All on %s", name, v, datasourceRef)
+		}
 	}
 	// All must be .*, which matches the series without the label too: an
 	// exporter without --collector.netns has no netns label.
 	if v, ok := vars["netns"]; !ok || v.Type != "query" || v.Datasource == nil || v.Datasource.UID != datasourceRef || !v.Multi || !v.IncludeAll ||
-		v.AllValue != ".*" || v.Definition != `label_values(tcpadvisor_sockets{instance=~"$instance"}, netns)` {
+		v.AllValue != ".*" || v.Definition != `label_values(tcpadvisor_sockets{job=~"$job",instance=~"$instance"}, netns)` {
 		t.Errorf("templating: variable netns %+v, want a multi-value query variable of the netns of tcpadvisor_sockets on $instance, with All .* on %s", v, datasourceRef)
 	}
 
@@ -312,6 +315,7 @@ var grafanaVariables = strings.NewReplacer(
 	"$__rate_interval", "1m",
 	"$__interval", "15s",
 	"$__range", "1h",
+	"$job", ".+",
 	"$instance", ".+",
 	"$netns", ".*",
 )
@@ -339,16 +343,17 @@ func goldenMetrics(t *testing.T) map[string]bool {
 }
 
 // TestDashboardMetricsAreExported parses every query with the PromQL parser
-// and checks that each metric it reads is exported by tcpadvisor or is
-// Prometheus' ALERTS, and that the dashboard shows what it must. What
-// tcpadvisor exports is the golden exposition, which has every family of
-// the default flags, and the exposition of the fixture host with
-// --collector.netns and the owners' status (netnsFamilies), which the
-// exporter's own collectors make: neither is a list kept by hand.
+// and checks that each metric it reads is exported by tcpadvisor, and that
+// the dashboard shows what it must. What tcpadvisor exports is the golden
+// exposition, which has every family of the default flags, the exposition
+// of the fixture host with --collector.netns and the owners' status
+// (netnsFamilies), which the exporter's own collectors make, and the
+// daemon's advice on that host (withAdvice), which the advisor makes:
+// none is a list kept by hand.
 func TestDashboardMetricsAreExported(t *testing.T) {
 	d, _ := readDashboard(t)
 	exported := goldenMetrics(t)
-	for _, f := range netnsFamilies(t) {
+	for _, f := range withAdvice(t, netnsFamilies(t)) {
 		exported[f.GetName()] = true
 	}
 	used := map[string]bool{}
@@ -363,7 +368,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 		}
 		for _, n := range names {
 			used[n] = true
-			if !exported[n] && n != "ALERTS" {
+			if !exported[n] {
 				t.Errorf("%s: %s is not a metric of tcpadvisor (%s)", q.where, n, goldenFile)
 			}
 		}
@@ -499,6 +504,24 @@ func sampledEngine(t *testing.T, families []*dto.MetricFamily) *engine.Engine {
 	return e
 }
 
+// adviceMetric is the daemon's advice, which its advisor exports beside the
+// exporter's metrics.
+const adviceMetric = "tcpadvisor_advice_active"
+
+// withAdvice returns families with the daemon's advice on them: the
+// advisor's tcpadvisor_advice_active, as the daemon serves it, of the
+// project's rules sampled over families.
+func withAdvice(t *testing.T, families []*dto.MetricFamily) []*dto.MetricFamily {
+	t.Helper()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(advisor.NewCollector(advisor.New(sampledEngine(t, families), nil)))
+	advice, err := registry.Gather()
+	if err != nil || len(advice) != 1 || advice[0].GetName() != adviceMetric {
+		t.Fatalf("the advisor exports %v (%v), want %s", advice, err, adviceMetric)
+	}
+	return append(slices.Clone(families), advice...)
+}
+
 // TestDashboardQueriesHaveData runs every query over the netns fixture, and
 // every query of the families of the golden exposition (no netns label)
 // over it too, sampled by the advisor's engine: every panel has data with
@@ -509,8 +532,8 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 	d, _ := readDashboard(t)
 	golden := goldenMetrics(t)
 	for name, families := range map[string][]*dto.MetricFamily{
-		"the fixture host":                        goldenFamilies(t),
-		"the fixture host with --collector.netns": netnsFamilies(t),
+		"the fixture host":                        withAdvice(t, goldenFamilies(t)),
+		"the fixture host with --collector.netns": withAdvice(t, netnsFamilies(t)),
 	} {
 		e := sampledEngine(t, families)
 		for _, q := range queries(t, d) {
@@ -519,7 +542,7 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] && n != "ALERTS" }) {
+			if name == "the fixture host" && slices.ContainsFunc(names, func(n string) bool { return !golden[n] && n != adviceMetric }) {
 				continue
 			}
 			samples, err := e.Query(context.Background(), expr)
@@ -539,7 +562,7 @@ func TestDashboardQueriesHaveData(t *testing.T) {
 // (the collectors' and owners' status) find data whatever is selected.
 // Which families are per namespace is what the exporter labels netns.
 func TestDashboardFollowsNetns(t *testing.T) {
-	families := netnsFamilies(t)
+	families := withAdvice(t, netnsFamilies(t))
 	perNamespace := map[string]bool{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
@@ -564,8 +587,7 @@ func TestDashboardFollowsNetns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// ALERTS of per-namespace rules carry netns too.
-		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] || n == "ALERTS" })
+		reads := slices.ContainsFunc(names, func(n string) bool { return perNamespace[n] })
 		for _, selected := range []string{"app-ns", "no-such-netns"} {
 			expr := strings.NewReplacer("$netns", selected).Replace(q.expr)
 			samples, err := e.Query(context.Background(), grafanaVariables.Replace(expr))
@@ -586,5 +608,76 @@ func TestDashboardFollowsNetns(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDashboardAdviceAndSettings checks the panels a user reads first: the
+// advice table reads the daemon's advice and links each advice to its
+// section of docs/advice.md, the kernel settings are one table, and every
+// panel query follows $job as it follows $instance.
+func TestDashboardAdviceAndSettings(t *testing.T) {
+	_, content := readDashboard(t)
+	var raw struct {
+		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+			FieldConfig struct {
+				Overrides []struct {
+					Matcher struct {
+						Options string `json:"options"`
+					} `json:"matcher"`
+					Properties []struct {
+						ID    string          `json:"id"`
+						Value json.RawMessage `json:"value"`
+					} `json:"properties"`
+				} `json:"overrides"`
+			} `json:"fieldConfig"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(content, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var advice, settings bool
+	for _, p := range raw.Panels {
+		for _, target := range p.Targets {
+			if strings.Contains(target.Expr, `instance=~"$instance"`) && !strings.Contains(target.Expr, `job=~"$job",instance=~"$instance"`) {
+				t.Errorf("panel %d %q: %q does not follow $job", p.ID, p.Title, target.Expr)
+			}
+		}
+		switch p.Title {
+		case "Firing advice":
+			advice = true
+			if p.Type != "table" || len(p.Targets) != 1 || !strings.HasPrefix(p.Targets[0].Expr, "tcpadvisor_advice_active{") {
+				t.Errorf("panel %q: a %s of %+v, want a table of tcpadvisor_advice_active", p.Title, p.Type, p.Targets)
+			}
+			var links []string
+			for _, o := range p.FieldConfig.Overrides {
+				for _, prop := range o.Properties {
+					var values []struct {
+						URL string `json:"url"`
+					}
+					if o.Matcher.Options == "advice" && prop.ID == "links" && json.Unmarshal(prop.Value, &values) == nil {
+						for _, v := range values {
+							links = append(links, v.URL)
+						}
+					}
+				}
+			}
+			if len(links) == 0 || slices.ContainsFunc(links, func(u string) bool { return !strings.HasSuffix(u, "/docs/advice.md#${__value.raw}") }) {
+				t.Errorf("panel %q: the advice column links %q, want docs/advice.md#<advice>", p.Title, links)
+			}
+		case "Kernel settings":
+			settings = true
+			if p.Type != "table" {
+				t.Errorf("panel %q is a %s, want one table", p.Title, p.Type)
+			}
+		}
+	}
+	if !advice || !settings {
+		t.Errorf("firing advice panel %v, kernel settings panel %v; want both", advice, settings)
 	}
 }

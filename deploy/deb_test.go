@@ -1,10 +1,13 @@
 package deploy
 
 import (
+	"bytes"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,14 +20,34 @@ var debFiles = map[string]fs.FileMode{
 	"/lib/systemd/system/tcpadvisor.socket":                    0o644,
 	"/etc/default/tcpadvisor":                                  0o644,
 	"/usr/share/doc/tcpadvisor/README.md":                      0o644,
-	"/usr/share/doc/tcpadvisor/advice.md":                      0o644,
+	"/usr/share/doc/tcpadvisor/LICENSE":                        0o644,
 	"/usr/share/doc/tcpadvisor/copyright":                      0o644,
 	"/usr/share/doc/tcpadvisor/changelog.gz":                   0o644,
+	"/usr/share/doc/tcpadvisor/CHANGELOG.md.gz":                0o644,
+	"/usr/share/man/man1/tcpadvisor.1.gz":                      0o644,
+	"/usr/share/lintian/overrides/tcpadvisor":                  0o644,
 	"/usr/share/doc/tcpadvisor/examples/prometheus.yml":        0o644,
 	"/usr/share/doc/tcpadvisor/examples/alertmanager.yml":      0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": 0o644,
+}
+
+// withDocs returns debFiles and debSources with the documents of docs/,
+// which the package installs under /usr/share/doc/tcpadvisor/docs/ as they
+// are, so that the README's links work.
+func withDocs(t *testing.T) (files map[string]fs.FileMode, sources map[string]string) {
+	t.Helper()
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	files, sources = maps.Clone(debFiles), maps.Clone(debSources)
+	for _, d := range docs {
+		path := "/usr/share/doc/tcpadvisor/docs/" + filepath.Base(d)
+		files[path], sources[path] = 0o644, d
+	}
+	return files, sources
 }
 
 // debSources are the repository's files that the package installs as they
@@ -36,6 +59,8 @@ var debSources = map[string]string{
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  "../rules/tcpadvisor.rules.yml",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       "../dashboards/tcpadvisor.json",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": netnsDropInFile,
+	"/usr/share/doc/tcpadvisor/README.md":                      "../README.md",
+	"/usr/share/doc/tcpadvisor/LICENSE":                        "../LICENSE",
 }
 
 // systemdState are where deb-systemd-helper keeps what it enabled and
@@ -80,8 +105,9 @@ func dpkg(t *testing.T, args ...string) {
 }
 
 // TestIntegrationDebianPackage builds the package with deploy/deb/build.sh,
-// installs it with dpkg -i, checks its files, runs tcpadvisor version and
-// systemd-analyze verify on the installed units, installs it again (an
+// checks it with lintian (no error, no warning), installs it with dpkg -i,
+// checks its files, runs tcpadvisor version (the revision built is
+// stamped) and systemd-analyze verify on the installed units, installs it again (an
 // upgrade), removes it (the conffile stays) and purges it: nothing is left.
 //
 // It changes this machine's dpkg database. It replaces a tcpadvisor package
@@ -98,6 +124,12 @@ func TestIntegrationDebianPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	version := strings.ReplaceAll(strings.TrimSpace(string(upstream)), "-", "~")
+	// A pre-release built from a clone carries the commit's date and
+	// revision.
+	revision := gitOutput(t, "rev-parse", "HEAD")
+	if strings.Contains(string(upstream), "-") {
+		version += "+git" + gitOutput(t, "show", "-s", "--format=%cd", "--date=format-local:%Y%m%d", "HEAD") + "." + revision[:7]
+	}
 	if status, installed := debStatus(t); status != "" && !strings.HasPrefix(status, "un") && !strings.HasPrefix(status, "pn") {
 		if installed != version {
 			t.Skipf("tcpadvisor %s is installed (%s); this test would replace it with %s", installed, status, version)
@@ -106,6 +138,7 @@ func TestIntegrationDebianPackage(t *testing.T) {
 		dpkg(t, "--purge", "tcpadvisor")
 	}
 	before := named(t, append([]string{"/etc", "/usr", "/lib", "/var/lib"}, systemdState...)...)
+	debFiles, debSources := withDocs(t)
 
 	out, err := exec.Command("bash", "deb/build.sh", t.TempDir()).Output()
 	if err != nil {
@@ -120,6 +153,19 @@ func TestIntegrationDebianPackage(t *testing.T) {
 			exec.Command("dpkg", "--purge", "tcpadvisor").Run()
 		}
 	})
+
+	if lintian, err := exec.LookPath("lintian"); err != nil {
+		t.Error("no lintian (Debian package lintian) to check the package with")
+	} else {
+		// Informational tags are advice; errors and warnings fail.
+		out, err := exec.Command(lintian, "--fail-on", "error,warning", deb).CombinedOutput()
+		if err != nil {
+			t.Errorf("lintian %s: %v\n%s", deb, err, out)
+		}
+	}
+	if maintainer, err := exec.Command("dpkg-deb", "--field", deb, "Maintainer").Output(); err != nil || !regexp.MustCompile(`^[^<>]+ <[^<>@\s]+@[^<>@\s]+>$`).Match(bytes.TrimSpace(maintainer)) {
+		t.Errorf("Maintainer: %q (%v), want Name <email>", maintainer, err)
+	}
 
 	contents, err := exec.Command("dpkg-deb", "--contents", deb).Output()
 	if err != nil {
@@ -168,8 +214,11 @@ func TestIntegrationDebianPackage(t *testing.T) {
 		}
 	}
 	out, err = exec.Command("/usr/bin/tcpadvisor", "version").Output()
-	if want := "tcpadvisor, version " + strings.TrimSpace(string(upstream)) + " "; err != nil || !strings.HasPrefix(string(out), want) {
-		t.Errorf("tcpadvisor version: %q, %v; want it to start with %q", out, err, want)
+	if want := "tcpadvisor, version " + strings.TrimSpace(string(upstream)) + " "; err != nil || !strings.HasPrefix(string(out), want) || !strings.Contains(string(out), "revision: "+revision+")") {
+		t.Errorf("tcpadvisor version: %q, %v; want it to start with %q and name revision %s", out, err, want, revision)
+	}
+	if out, err := exec.Command("man", "--warnings", "-E", "UTF-8", "-l", "/usr/share/man/man1/tcpadvisor.1.gz").CombinedOutput(); err != nil || !strings.Contains(string(out), "--web.listen-address") {
+		t.Errorf("man tcpadvisor.1.gz: %v\n%s", err, out)
 	}
 	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
 		if out, err := exec.Command(analyze, "verify", "/lib/systemd/system/tcpadvisor.service", "/lib/systemd/system/tcpadvisor.socket").CombinedOutput(); err != nil || len(out) > 0 {
@@ -207,6 +256,18 @@ func TestIntegrationDebianPackage(t *testing.T) {
 	if !slices.Equal(after, before) {
 		t.Errorf("dpkg --purge left behind what was not there before:\nbefore %q\nafter  %q", before, after)
 	}
+}
+
+// gitOutput runs git in the repository and returns its output, trimmed.
+func gitOutput(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("git %s: %v: the package's version needs the repository's git history", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // exitStderr returns what a failed command wrote on stderr.

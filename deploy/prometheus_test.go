@@ -303,11 +303,14 @@ func TestIntegrationPrometheusAlertmanager(t *testing.T) {
 		hook         *webhook
 		instance     string
 		generatorURL string
+		runbookURL   string
 	}{
 		// Prometheus names the target by its address; the daemon names
 		// itself as a scrape of its port on this host would be named.
-		{"via Prometheus", viaPrometheus, daemonAddr, "http://" + prometheusAddr + "/graph?g0.expr="},
-		{"via the daemon's --alertmanager.url", viaDaemon, net.JoinHostPort(hostname, "10067"), "http://" + daemonAddr + "/graph?g0.expr="},
+		// Prometheus links the runbook on GitHub, as the rule file says;
+		// the daemon links its own copy, under --web.external-url.
+		{"via Prometheus", viaPrometheus, daemonAddr, "http://" + prometheusAddr + "/graph?g0.expr=", "https://github.com/tcpadvisor/tcpadvisor/blob/main/docs/advice.md#pool"},
+		{"via the daemon's --alertmanager.url", viaDaemon, net.JoinHostPort(hostname, "10067"), "http://" + daemonAddr + "/graph?g0.expr=", "http://" + daemonAddr + "/docs/advice.md#pool"},
 	}
 	description := regexp.MustCompile(`^\d+ TIME_WAIT and 0 ESTABLISHED sockets from 127\.0\.0\.1 to 127\.0\.0\.1:6379 \(Redis\): this host opens a connection per request and closes it first`)
 	for _, p := range paths {
@@ -323,7 +326,7 @@ func TestIntegrationPrometheusAlertmanager(t *testing.T) {
 		if got := annotations["description"]; !description.MatchString(got) {
 			t.Errorf("%s: description %q, want it to match %s", p.name, got, description)
 		}
-		if got, want := annotations["runbook_url"], "https://github.com/tcpadvisor/tcpadvisor/blob/main/docs/advice.md#pool"; got != want {
+		if got, want := annotations["runbook_url"], p.runbookURL; got != want {
 			t.Errorf("%s: runbook_url %q, want %q", p.name, got, want)
 		}
 		if !strings.HasPrefix(generator, p.generatorURL) {

@@ -134,7 +134,7 @@ func TestSystemdAnalyzeSecurity(t *testing.T) {
 	}
 }
 
-// TestSystemdServiceSettings pins the settings the README promises, and
+// TestSystemdServiceSettings pins the settings docs/deploy.md promises, and
 // keeps out the two that would blind tcpadvisor: PrivateNetwork= would
 // show it an empty network namespace, ProcSubset=pid would hide /proc/sys
 // and /proc/net.

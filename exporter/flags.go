@@ -47,7 +47,7 @@ func AddFlags(g cliflag.Group) *Flags {
 	for _, name := range CollectorNames {
 		help := fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)
 		if name == "connections" {
-			help = "Trace TCP connections being opened and closed, with eBPF: opens, connect() failures by errno, who closed first and lifetimes per destination and owner (docs/connections.md). Needs CAP_BPF and CAP_PERFMON and a kernel with BTF; without them it reports why in tcpadvisor_tracer_down_reason. --no-collector.connections disables it."
+			help = "Trace TCP connections being opened and closed, with eBPF: opens, connect() failures by errno, who closed first and lifetimes per destination and owner (docs/connections.md). Needs CAP_BPF and CAP_PERFMON and a kernel with BTF; without them it reports why in tcpadvisor_tracer_down_reason (--no-collector.connections disables it)."
 		}
 		f.enabled[name] = g.Flag("collector."+name, help).Default("true").Bool()
 	}

@@ -81,10 +81,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	var closers *closerBook
 	if slices.Contains(opts.Collectors, "connections") {
 		closers = newCloserBook()
-		c, err := newConnectionsCollector(opts, resolver, closers, logger)
-		if err != nil {
-			return nil, err
-		}
+		c := newConnectionsCollector(opts, resolver, closers, logger)
 		collectors["connections"] = c
 		if resolver != nil {
 			// The sockets the tracer saw opened are attributed from
@@ -134,7 +131,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 // newConnectionsCollector loads the connection tracer: over the exporter's
 // own network namespace, or with opts.Netns over every one, each labelled
 // with the name --collector.netns gives it.
-func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *closerBook, logger *slog.Logger) (*ConnectionsCollector, error) {
+func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *closerBook, logger *slog.Logger) *ConnectionsCollector {
 	sources := ConnectionsSources{Owners: resolver, Closers: closers}
 	tracerOpts := opts.Tracer
 	if opts.Netns {
@@ -142,15 +139,19 @@ func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *clos
 			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
 		}}
 		sources.NetnsName = names.name
-	} else {
-		var st unix.Stat_t
-		path := filepath.Join(opts.ProcPath, "self", "ns", "net")
-		if err := unix.Stat(path, &st); err != nil {
-			return nil, fmt.Errorf("find the exporter's network namespace for the connection tracer: %w", err)
-		}
-		tracerOpts.Netns = uint32(st.Ino)
 	}
 	sources.Load = func() (ConnectionTracer, error) {
+		if !opts.Netns {
+			// The daemon's own namespace, from the proc filesystem the
+			// daemon runs under: --path.procfs may show another's
+			// processes (a host's /proc mounted in a container).
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+				return nil, &tracer.LoadError{Reason: tracer.ReasonLoadFailed,
+					Err: fmt.Errorf("find the daemon's own network namespace, to trace it alone (/proc/self/ns/net): %w", err)}
+			}
+			tracerOpts.Netns = uint32(st.Ino)
+		}
 		t, err := tracer.Load(tracerOpts)
 		if err != nil {
 			// Not t: a nil *Tracer in the interface would not be nil.
@@ -158,7 +159,7 @@ func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *clos
 		}
 		return t, nil
 	}
-	return NewConnectionsCollector(sources, opts.Limits, opts.NetnsMax, logger), nil
+	return NewConnectionsCollector(sources, opts.Limits, opts.NetnsMax, logger)
 }
 
 // netnsNames names network namespaces by inode number as --collector.netns

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/render"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 )
 
 // JSON writes the report as indented JSON.
@@ -116,7 +117,10 @@ func Text(w io.Writer, r Report) error {
 		b.WriteString("\nTruncated: a query read as many series as --limit allows; raise it or narrow --match.\n")
 	}
 	fmt.Fprintf(&b, "\nRead %d series in %d queries.\n", r.Cost.Series, r.Cost.Queries)
-	_, err := io.WriteString(w, b.String())
+	// Label values and names come from the hosts: their control
+	// characters are quoted, so that a crafted name cannot drive the
+	// terminal.
+	_, err := io.WriteString(w, term.PrintableText(b.String()))
 	return err
 }
 

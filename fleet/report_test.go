@@ -150,3 +150,24 @@ Read 42 series in 7 queries.
 		t.Errorf("text:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestTextQuotesControlCharacters: an instance or process name holding a
+// terminal escape shows it quoted, never raw.
+func TestTextQuotesControlCharacters(t *testing.T) {
+	list := []Advice{{Advice: advisor.Advice{ID: advisor.Pool, Severity: "warning", State: "firing",
+		Target: map[string]string{"source_address": "10.0.0.1", "destination_address": "10.0.0.5\x1b[2J", "destination_port": "6379"},
+		Owner:  &advisor.Owner{Unit: "app.service", Process: "app\x1b]0;pwned\a"}}, Instance: "app-1\r"}}
+	var b strings.Builder
+	if err := Text(&b, Report{Prometheus: "http://p:9090", Advice: list}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`app-1\r`, `app\x1b]0;pwned\a`, `10.0.0.5\x1b[2J:6379`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the text lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\a\r") {
+		t.Errorf("a control character reached the text:\n%q", out)
+	}
+}

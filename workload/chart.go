@@ -10,16 +10,22 @@ import (
 )
 
 // The chart's geometry, in SVG user units: a line chart of TIME_WAIT over
-// time on the left, a bar chart of TPS on the right.
+// time on top, with the arms' names in its legend, and a bar per arm of
+// TPS below it, each named.
 const (
-	chartWidth  = 980.0
-	chartHeight = 420.0
-	plotTop     = 60.0
-	plotBottom  = 330.0
-	linesLeft   = 80.0
-	linesRight  = 600.0
-	barsLeft    = 700.0
-	barsRight   = 950.0
+	chartWidth = 980.0
+	plotTop    = 60.0
+	plotBottom = 330.0
+	plotLeft   = 80.0
+	plotRight  = 950.0
+	legendTop  = 372.0
+	legendRow  = 18.0
+	barsLeft   = 300.0
+	barsRight  = 860.0
+	barRow     = 26.0
+	// dash is the length of the dashes that let lines that coincide (the
+	// arms with no TIME_WAIT, all at zero) show every colour in turn.
+	dash = 6.0
 )
 
 // armColor is the colour of an arm in both charts.
@@ -38,10 +44,16 @@ func armColor(arm int) string {
 // Chart writes an SVG of the report: TIME_WAIT over time per arm, and TPS
 // per arm.
 func Chart(w io.Writer, r Report) error {
+	n := len(r.Arms)
+	legendRows := (n + 1) / 2
+	barsTitle := legendTop + legendRow*float64(legendRows) + 30
+	barsTop := barsTitle + 14
+	height := barsTop + barRow*float64(n) + 16
+
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%[1]g" height="%[2]g" viewBox="0 0 %[1]g %[2]g" font-family="sans-serif" font-size="12">`+"\n",
-		chartWidth, chartHeight)
-	fmt.Fprintf(&b, `<rect width="%g" height="%g" fill="white"/>`+"\n", chartWidth, chartHeight)
+		chartWidth, height)
+	fmt.Fprintf(&b, `<rect width="%g" height="%g" fill="white"/>`+"\n", chartWidth, height)
 	app, load, bound, _ := r.describe()
 	text(&b, chartWidth/2, 24, "middle", 15, fmt.Sprintf("tcpadvisor workload: %s, %s, %s", app, load, bound))
 
@@ -52,52 +64,59 @@ func Chart(w io.Writer, r Report) error {
 		}
 		maxTPS = max(maxTPS, a.TPS)
 	}
-	topT, stepT := scale(maxT)
+	// The time axis ends with the last sample; its ticks stop before.
+	endT := maxT
+	if endT <= 0 {
+		endT = 1
+	}
+	_, stepT := scale(endT)
 	topTW, stepTW := scale(maxTW)
-	topTPS, stepTPS := scale(maxTPS)
+	x := func(t float64) float64 { return plotLeft + (plotRight-plotLeft)*math.Max(t, 0)/endT }
 
 	// TIME_WAIT over time.
-	text(&b, (linesLeft+linesRight)/2, plotTop-12, "middle", 13, "TIME_WAIT sockets over time (s from the start of the load)")
-	axes(&b, linesLeft, linesRight, topTW, stepTW)
-	for i := range ticks(topT, stepT) {
-		t := float64(i) * stepT
-		x := linesLeft + (linesRight-linesLeft)*t/topT
-		text(&b, x, plotBottom+16, "middle", 11, strconv.FormatFloat(t, 'f', -1, 64))
+	text(&b, (plotLeft+plotRight)/2, plotTop-12, "middle", 13, "TIME_WAIT sockets over time (s from the start of the load)")
+	axes(&b, plotLeft, plotRight, topTW, stepTW)
+	for t := 0.0; t <= endT+stepT/1e6; t += stepT {
+		text(&b, x(t), plotBottom+16, "middle", 11, strconv.FormatFloat(t, 'f', -1, 64))
 	}
-	if r.Duration <= topT {
+	if r.Duration > 0 && r.Duration < endT {
 		// Where the load stops; sampling goes on after it.
-		x := linesLeft + (linesRight-linesLeft)*r.Duration/topT
-		fmt.Fprintf(&b, `<path d="M%.1f %g V%g" stroke="#888" stroke-dasharray="4 3"/>`+"\n", x, plotTop, plotBottom)
-		text(&b, x-4, plotTop+12, "end", 11, "load ends")
+		fmt.Fprintf(&b, `<path d="M%.1f %g V%g" stroke="#888" stroke-dasharray="4 3"/>`+"\n", x(r.Duration), plotTop, plotBottom)
+		text(&b, x(r.Duration), plotTop-3, "middle", 11, "load ends")
 	}
-	for _, a := range r.Arms {
-		var points []string
-		for _, p := range a.TimeWait {
-			x := linesLeft + (linesRight-linesLeft)*math.Max(p.T, 0)/topT
-			y := plotBottom - (plotBottom-plotTop)*p.Value/topTW
-			points = append(points, fmt.Sprintf("%.1f,%.1f", x, y))
+	points := make([]string, n)
+	for i, a := range r.Arms {
+		var p []string
+		for _, s := range a.TimeWait {
+			p = append(p, fmt.Sprintf("%.1f,%.1f", x(s.T), plotBottom-(plotBottom-plotTop)*s.Value/topTW))
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", armColor(a.Arm), strings.Join(points, " "))
+		points[i] = strings.Join(p, " ")
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", armColor(a.Arm), points[i])
+	}
+	// Drawn over every line, each arm's dashes take their turn: where lines
+	// coincide, each colour shows; elsewhere a line keeps its own colour.
+	for i, a := range r.Arms {
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%g %g" stroke-dashoffset="%g" points="%s"/>`+"\n",
+			armColor(a.Arm), dash, dash*float64(n-1), float64(-i)*dash, points[i])
 	}
 	for i, a := range r.Arms {
-		y := plotBottom + 40 + 16*float64(i/2)
-		x := linesLeft + 270*float64(i%2)
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="14" height="4" fill="%s"/>`+"\n", x, y-4, armColor(a.Arm))
-		text(&b, x+20, y, "start", 11, fmt.Sprintf("arm %d: %s", a.Arm, a.Name))
+		y := legendTop + legendRow*float64(i/2)
+		lx := plotLeft + 430*float64(i%2)
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="18" height="4" fill="%s"/>`+"\n", lx, y-4, armColor(a.Arm))
+		text(&b, lx+24, y, "start", 12, a.Name)
 	}
 
-	// TPS per arm.
-	text(&b, (barsLeft+barsRight)/2, plotTop-12, "middle", 13, "successful requests per second")
-	axes(&b, barsLeft, barsRight, topTPS, stepTPS)
-	if n := len(r.Arms); n > 0 {
-		slot := (barsRight - barsLeft) / float64(n)
-		for i, a := range r.Arms {
-			h := (plotBottom - plotTop) * a.TPS / topTPS
-			x := barsLeft + slot*float64(i) + slot*0.2
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x, plotBottom-h, slot*0.6, h, armColor(a.Arm))
-			text(&b, x+slot*0.3, plotBottom-h-4, "middle", 11, thousands(a.TPS))
-			text(&b, x+slot*0.3, plotBottom+16, "middle", 11, fmt.Sprintf("arm %d", a.Arm))
+	// TPS per arm, a bar each, named.
+	text(&b, chartWidth/2, barsTitle, "middle", 13, "successful requests per second")
+	for i, a := range r.Arms {
+		y := barsTop + barRow*float64(i)
+		w := 0.0
+		if maxTPS > 0 {
+			w = (barsRight - barsLeft) * a.TPS / maxTPS
 		}
+		text(&b, barsLeft-8, y+barRow/2+4, "end", 12, a.Name)
+		fmt.Fprintf(&b, `<rect x="%g" y="%.1f" width="%.1f" height="%g" fill="%s"/>`+"\n", barsLeft, y+3, w, barRow-6, armColor(a.Arm))
+		text(&b, barsLeft+w+6, y+barRow/2+4, "start", 12, thousands(a.TPS))
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

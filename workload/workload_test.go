@@ -14,12 +14,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
+
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 )
 
 func TestNginxConfig(t *testing.T) {
@@ -262,13 +267,51 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 	if root.Name.Local != "svg" || root.Name.Space != "http://www.w3.org/2000/svg" {
 		t.Errorf("root element %v, want svg in the SVG namespace", root.Name)
 	}
-	if elements["polyline"] != 4 {
-		t.Errorf("%d polylines, want one TIME_WAIT line per arm", elements["polyline"])
+	// A line per arm, and its dashes over every line.
+	if elements["polyline"] != 2*4 {
+		t.Errorf("%d polylines, want two per arm", elements["polyline"])
 	}
 	// The background, a bar per arm and a legend mark per arm. The first
 	// arm's name, in the legend, would have broken the XML unescaped.
 	if elements["rect"] != 1+4+4 {
 		t.Errorf("%d rects, want 9", elements["rect"])
+	}
+}
+
+// TestChartShowsEveryArm checks what a reader needs: the time axis ends
+// with the last sample, the lines that coincide at zero (arms 2 and 4)
+// each show in dashes of their own, and the arms are named in the legend
+// and on their bars, not numbered.
+func TestChartShowsEveryArm(t *testing.T) {
+	var b bytes.Buffer
+	r := sampleReport()
+	if err := Chart(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	svg := b.String()
+	lastX := 0.0
+	for _, m := range regexp.MustCompile(`points="[^"]*?([0-9.]+),[0-9.]+"`).FindAllStringSubmatch(svg, -1) {
+		x, _ := strconv.ParseFloat(m[1], 64)
+		lastX = max(lastX, x)
+	}
+	if lastX != plotRight {
+		t.Errorf("the lines end at x=%g, want the end of the axis, %g", lastX, plotRight)
+	}
+	for _, arm := range r.Arms {
+		var name strings.Builder
+		xml.EscapeText(&name, []byte(arm.Name))
+		if c := strings.Count(svg, ">"+name.String()+"</text>"); c != 2 {
+			t.Errorf("arm %d's name %q is written %d times, want in the legend and by its bar", arm.Arm, arm.Name, c)
+		}
+	}
+	for i, color := range []string{"#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"} {
+		want := fmt.Sprintf(`stroke="%s" stroke-width="2" stroke-dasharray="6 18" stroke-dashoffset="%d"`, color, -6*i)
+		if !strings.Contains(svg, want) {
+			t.Errorf("no dashes of arm %d: %s", i+1, want)
+		}
+	}
+	if strings.Contains(svg, ">arm 1<") {
+		t.Error("an arm is labelled by its number")
 	}
 }
 
@@ -280,16 +323,64 @@ func TestTableAndMarkdown(t *testing.T) {
 	if err := Markdown(&md, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
+	// The arms' values that follow the table wrap: compare with the
+	// text's lines joined.
+	joined := strings.Join(strings.Fields(text.String()), " ")
 	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2",
 		"3,062", "2,538 EADDRNOTAVAIL, 3 ECONNREFUSED", "0.42"} {
-		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
+		if !strings.Contains(joined, want) || !strings.Contains(md.String(), want) {
 			t.Errorf("the table or the Markdown lacks %q:\n%s\n%s", want, text.String(), md.String())
 		}
 	}
+	conclusions := []string{"pool (arm 1 → 2): ×2.0 TPS, −11,600 TIME_WAIT", "upstream keepalive (arm 3 → 4): ×1.3 TPS, −11,600 TIME_WAIT"}
+	for _, want := range conclusions {
+		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), "- "+want+"\n") {
+			t.Errorf("the table or the Markdown lacks the conclusion %q:\n%s\n%s", want, text.String(), md.String())
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
-	// Heading, blank line, header, alignment, four arms.
-	if len(lines) != 8 || strings.Count(lines[2], "|") != strings.Count(lines[3], "|") || strings.Count(lines[4], "|") != strings.Count(lines[2], "|") {
+	// Heading, blank line, two conclusions, blank line, header, alignment,
+	// four arms.
+	if len(lines) != 11 || strings.Count(lines[5], "|") != strings.Count(lines[6], "|") || strings.Count(lines[7], "|") != strings.Count(lines[5], "|") {
 		t.Errorf("Markdown table is not a table:\n%s", md.String())
+	}
+}
+
+// TestTextFitsTheTerminal checks the table at 80, 120 and 300 columns: no
+// line is wider, the columns left out follow the table, and a wide
+// terminal gets every column in the table.
+func TestTextFitsTheTerminal(t *testing.T) {
+	r := sampleReport()
+	r.Arms[0].Busiest = Peak{Name: "10.0.0.5\x1b[2J:6379", Value: 11600}
+	for _, width := range []int{80, 120, 300} {
+		var b bytes.Buffer
+		if err := StyledText(&b, r, term.Style{Width: width}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for line := range strings.Lines(out) {
+			if n := utf8.RuneCountInString(strings.TrimSuffix(line, "\n")); n > width {
+				t.Errorf("%d columns: a line of %d:\n%s", width, n, line)
+			}
+		}
+		header := strings.Split(out, "\n\n")[2]
+		all := width == 300
+		if got := strings.Contains(header, "on service ports"); got != all {
+			t.Errorf("%d columns: every column in the table %v, want %v:\n%s", width, got, all, out)
+		}
+		if got := strings.Contains(out, "arm 1: "); got == all {
+			t.Errorf("%d columns: the arms' other values follow the table %v, want %v:\n%s", width, got, !all, out)
+		}
+		if !strings.Contains(out, `10.0.0.5\x1b[2J:6379`) || strings.Contains(out, "\x1b") {
+			t.Errorf("%d columns: the destination's escape is not quoted:\n%q", width, out)
+		}
+	}
+	var md bytes.Buffer
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), `10.0.0.5\x1b[2J:6379`) || strings.Contains(md.String(), "\x1b") {
+		t.Errorf("Markdown: the destination's escape is not quoted:\n%q", md.String())
 	}
 }
 

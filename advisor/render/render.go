@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 )
 
 // JSON writes the report as indented JSON. Its schema is a public API.
@@ -57,85 +59,172 @@ func Value(v float64) string {
 	return strconv.FormatFloat(v, 'g', 3, 64)
 }
 
-// Text writes the report for a person at a terminal.
+// Text writes the report for a pipe, a file or a cron mail: plain, 80
+// columns wide.
 func Text(w io.Writer, r advisor.Report) error {
-	var b strings.Builder
+	return StyledText(w, r, term.Plain)
+}
+
+// StyledText writes the report for a person at a terminal of the style's
+// width: prose wrapped to fit, fixes kept as they are, and the severity
+// coloured when the style asks for colour. Every string that comes from
+// the host (process, cgroup and namespace names, label values) has its
+// control characters quoted, so that a crafted name cannot drive the
+// terminal.
+func StyledText(w io.Writer, r advisor.Report, style term.Style) error {
+	t := textWriter{style: style}
+	if t.style.Width < minWidth {
+		t.style.Width = minWidth
+	}
 	switch {
 	case len(r.Advice) == 0 && r.WarmingUp:
-		b.WriteString("tcpadvisor: no advice yet: warming up")
+		until := ""
 		if r.WarmUntil != nil {
-			b.WriteString(" until " + r.WarmUntil.Format("2006-01-02 15:04:05 UTC"))
+			until = " until " + r.WarmUntil.Format("2006-01-02 15:04:05 UTC")
 		}
-		b.WriteString(", when the advisor will have watched as long as its slowest rule needs.\n")
+		t.wrapped("", "", "tcpadvisor: no advice yet: warming up"+until+", when the advisor will have watched as long as its slowest rule needs.")
 	case len(r.Advice) == 0 && len(r.Pending) == 0:
-		b.WriteString("tcpadvisor: no advice: nothing to change.\n")
+		t.line("", "tcpadvisor: no advice: nothing to change.")
 	case len(r.Advice) == 0:
-		fmt.Fprintf(&b, "tcpadvisor: no advice yet; %d condition(s) hold but not for long enough (below).\n", len(r.Pending))
+		t.wrapped("", "", fmt.Sprintf("tcpadvisor: no advice yet; %d condition(s) hold but not for long enough (below).", len(r.Pending)))
 	default:
-		fmt.Fprintf(&b, "tcpadvisor: %d advice.\n", len(r.Advice))
+		t.line("", fmt.Sprintf("tcpadvisor: %d advice.", len(r.Advice)))
 	}
 	for _, adv := range r.Advice {
-		b.WriteString("\n")
-		writeAdvice(&b, adv)
+		t.b.WriteString("\n")
+		t.advice(adv)
 	}
 	if len(r.Pending) > 0 {
-		b.WriteString("\nPending (the condition holds, not yet for as long as the rule asks):\n")
+		t.b.WriteString("\n")
+		t.wrapped("", "", "Pending (the condition holds, not yet for as long as the rule asks):")
 		for _, adv := range r.Pending {
-			fmt.Fprintf(&b, "  [%s] %s, %s, since %s: %s\n", adv.Severity, adv.ID, Target(adv.Target), adv.Since.Format("15:04:05 UTC"), adv.Summary)
+			t.severityLine("  ", "    ", adv.Severity, fmt.Sprintf("%s, %s, since %s: %s", adv.ID, Target(adv.Target), adv.Since.Format("15:04:05 UTC"), adv.Summary))
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, t.b.String())
 	return err
 }
 
-func writeAdvice(b *strings.Builder, adv advisor.Advice) {
-	fmt.Fprintf(b, "[%s] %s, %s (%s since %s)\n", adv.Severity, adv.ID, Target(adv.Target), adv.State, adv.Since.Format("2006-01-02 15:04:05 UTC"))
-	if adv.Summary != "" {
-		fmt.Fprintf(b, "  %s\n", adv.Summary)
+// alerts names the alerts an advice answers.
+func alerts(adv advisor.Advice) string {
+	if len(adv.Alerts) > 1 {
+		return "alerts " + strings.Join(adv.Alerts, ", ")
 	}
-	if len(adv.Evidence) > 0 {
-		b.WriteString("  Evidence:\n")
-		width := 0
-		for _, e := range adv.Evidence {
-			width = max(width, len(e.Name))
-		}
-		for _, e := range adv.Evidence {
-			fmt.Fprintf(b, "    %-*s  %s\n", width, e.Name, Value(e.Value))
-		}
+	return "alert " + adv.Alert
+}
+
+// Server says what serves a flow: "redis-server (Redis) at 10.0.0.5:6379,
+// known by its listener".
+func Server(s advisor.Service) string {
+	host := s.Address
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
 	}
-	if adv.Recommendation != "" {
-		b.WriteString("  What to do:\n")
-		for _, line := range wrap(adv.Recommendation, 96) {
-			fmt.Fprintf(b, "    %s\n", line)
-		}
+	var b strings.Builder
+	if s.Name != "" {
+		b.WriteString(s.Name + " ")
 	}
-	for _, f := range adv.Fixes {
-		fmt.Fprintf(b, "  Fix: %s\n", f.Title)
-		for _, line := range strings.Split(strings.TrimRight(f.Text, "\n"), "\n") {
-			fmt.Fprintf(b, "    | %s\n", line)
-		}
+	if s.Protocol != "" && !strings.EqualFold(s.Protocol, s.Name) {
+		b.WriteString("(" + s.Protocol + ") ")
 	}
-	if adv.RunbookURL != "" {
-		fmt.Fprintf(b, "  More: %s\n", adv.RunbookURL)
+	b.WriteString("at " + host + ":" + s.Port)
+	if s.KnownBy != "" {
+		b.WriteString(", known by its " + s.KnownBy)
+	}
+	return b.String()
+}
+
+// minWidth is the narrowest layout: below it, indented prose would be a
+// word a line.
+const minWidth = 40
+
+// severityColor is the ANSI colour of each severity's tag.
+var severityColor = map[string]string{
+	"critical": "\x1b[1;31m", // bold red
+	"warning":  "\x1b[1;33m", // bold yellow
+	"info":     "\x1b[1;36m", // bold cyan
+}
+
+// textWriter lays out the text report.
+type textWriter struct {
+	b     strings.Builder
+	style term.Style
+}
+
+// line writes one line as it is, but for its control characters.
+func (t *textWriter) line(indent, s string) {
+	t.b.WriteString(indent + term.Printable(s) + "\n")
+}
+
+// wrapped writes prose wrapped to the width: the first line after indent,
+// the others after hang.
+func (t *textWriter) wrapped(indent, hang, s string) {
+	for i, line := range term.Wrap(term.Printable(s), t.style.Width-len(hang)) {
+		if i == 0 {
+			t.b.WriteString(indent + line + "\n")
+		} else {
+			t.b.WriteString(hang + line + "\n")
+		}
 	}
 }
 
-// wrap breaks text into lines of at most width characters, at spaces.
-func wrap(text string, width int) []string {
-	var lines []string
-	line := ""
-	for _, word := range strings.Fields(text) {
-		if line != "" && len(line)+1+len(word) > width {
-			lines = append(lines, line)
-			line = ""
+// severityLine writes prose that starts with the severity's tag, coloured
+// when the style asks for it.
+func (t *textWriter) severityLine(indent, hang, severity, s string) {
+	tag := "[" + term.Printable(severity) + "]"
+	lines := term.Wrap(tag+" "+term.Printable(s), t.style.Width-len(hang))
+	for i, line := range lines {
+		if i == 0 {
+			if color, ok := severityColor[severity]; ok && t.style.Color {
+				line = color + tag + "\x1b[0m" + strings.TrimPrefix(line, tag)
+			}
+			t.b.WriteString(indent + line + "\n")
+		} else {
+			t.b.WriteString(hang + line + "\n")
 		}
-		if line != "" {
-			line += " "
+	}
+}
+
+func (t *textWriter) advice(adv advisor.Advice) {
+	t.severityLine("", "  ", adv.Severity, fmt.Sprintf("%s: %s", adv.ID, Target(adv.Target)))
+	t.wrapped("  ", "  ", fmt.Sprintf("%s since %s, %s", adv.State, adv.Since.Format("2006-01-02 15:04:05 UTC"), alerts(adv)))
+	if adv.Summary != "" {
+		t.wrapped("  ", "  ", adv.Summary)
+	}
+	if adv.Owner != nil {
+		t.wrapped("  ", "    ", fmt.Sprintf("Owner: %s, %s sockets", adv.Owner, Value(adv.Owner.Sockets)))
+	}
+	if adv.Client != nil {
+		t.wrapped("  ", "    ", fmt.Sprintf("Client: %s, %s sockets", adv.Client, Value(adv.Client.Sockets)))
+	}
+	if adv.Server != nil {
+		t.wrapped("  ", "    ", "Server: "+Server(*adv.Server))
+	}
+	if len(adv.Evidence) > 0 {
+		t.b.WriteString("  Evidence:\n")
+		names := make([]string, len(adv.Evidence))
+		width := 0
+		for i, e := range adv.Evidence {
+			names[i] = term.Printable(e.Name)
+			width = max(width, utf8.RuneCountInString(names[i]))
 		}
-		line += word
+		for i, e := range adv.Evidence {
+			fmt.Fprintf(&t.b, "    %s%s  %s\n", names[i], strings.Repeat(" ", width-utf8.RuneCountInString(names[i])), Value(e.Value))
+		}
 	}
-	if line != "" {
-		lines = append(lines, line)
+	if adv.Recommendation != "" {
+		t.b.WriteString("  What to do:\n")
+		t.wrapped("    ", "    ", adv.Recommendation)
 	}
-	return lines
+	for _, f := range adv.Fixes {
+		t.wrapped("  Fix: ", "    ", f.Title)
+		// A fix is kept as it is, to be copied: never wrapped, its tabs
+		// made spaces so that its indentation survives the "| " prefix.
+		for _, line := range strings.Split(strings.TrimRight(f.Text, "\n"), "\n") {
+			t.line("    | ", strings.ReplaceAll(line, "\t", "    "))
+		}
+	}
+	if adv.RunbookURL != "" {
+		t.line("  More: ", adv.RunbookURL)
+	}
 }

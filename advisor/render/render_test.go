@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
+	"github.com/tcpadvisor/tcpadvisor/internal/term"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from this run")
@@ -70,17 +74,98 @@ func TestJSONSchema(t *testing.T) {
 	}
 }
 
+// hostileReport is sampleReport with names as a local user can craft them:
+// a process named with prctl, a cgroup, a label value, holding terminal
+// escapes and line breaks.
+func hostileReport() advisor.Report {
+	r := sampleReport()
+	r.Advice[0].Owner = &advisor.Owner{Unit: "evil\x1b]0;pwned\a.service", Process: "\x1b[31mredis\x1b[0m\nfake line", Sockets: 26250}
+	r.Advice[0].Target["destination_address"] = "10.0.0.5\x1b[2J"
+	r.Advice[0].Client = &advisor.Owner{Unit: "app.service", Process: "app\x1b[1m", Sockets: 26250}
+	r.Advice[0].Server = &advisor.Service{Address: "10.0.0.5", Port: "6379", Name: "redis\x1b[5m", Protocol: "redis", KnownBy: "listener"}
+	r.Advice[0].Alerts = []string{"TcpadvisorEphemeralPortPressure", "TcpadvisorConnectionPerRequest"}
+	r.Advice[0].Summary = "Ephemeral ports toward 10.0.0.5\x1b[2J:6379 at 93%\r"
+	r.Advice[0].Fixes[0].Text += "# \u202eevil\n\tindented\n"
+	return r
+}
+
 func TestText(t *testing.T) {
 	var b bytes.Buffer
 	if err := Text(&b, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "testdata/report.txt", b.Bytes())
+	checkWidth(t, b.String(), term.DefaultWidth)
 
 	b.Reset()
 	Text(&b, advisor.Report{})
 	if got := b.String(); got != "tcpadvisor: no advice: nothing to change.\n" {
 		t.Errorf("empty report reads %q", got)
+	}
+}
+
+// TestStyledText checks the layout on a terminal: prose fits its width at
+// 60 and 120 columns, fixes are kept as they are, and only a terminal with
+// colour gets colour.
+func TestStyledText(t *testing.T) {
+	for _, style := range []term.Style{{Width: 60}, {Width: 120, Color: true}} {
+		var b bytes.Buffer
+		if err := StyledText(&b, sampleReport(), style); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		checkWidth(t, out, style.Width)
+		if !strings.Contains(out, "    | net.ipv4.tcp_tw_reuse = 1\n") {
+			t.Errorf("%d columns: the fix is not kept as it is:\n%s", style.Width, out)
+		}
+		if colored := strings.Contains(out, "\x1b[1;31m[critical]\x1b[0m"); colored != style.Color {
+			t.Errorf("%+v: coloured severity %v, want %v:\n%s", style, colored, style.Color, out)
+		}
+		if style.Color {
+			golden(t, "testdata/report-color-120.txt", b.Bytes())
+		}
+	}
+}
+
+// TestTextQuotesControlCharacters checks that no control character from
+// a name or a label value reaches the terminal: each shows as an escape.
+func TestTextQuotesControlCharacters(t *testing.T) {
+	for _, style := range []term.Style{term.Plain, {Width: 100, Color: true}} {
+		var b bytes.Buffer
+		if err := StyledText(&b, hostileReport(), style); err != nil {
+			t.Fatal(err)
+		}
+		out := strings.ReplaceAll(b.String(), "\x1b[1;31m", "")
+		out = strings.ReplaceAll(out, "\x1b[1;33m", "")
+		out = strings.ReplaceAll(out, "\x1b[0m", "")
+		for _, r := range out {
+			if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+				t.Errorf("%+v: control character %U in the text:\n%q", style, r, out)
+				break
+			}
+		}
+		for _, want := range []string{`evil\x1b]0;pwned\a.service (process \x1b[31mredis\x1b[0m\nfake line)`, `10.0.0.5\x1b[2J`, `# \u202eevil`, `at 93%\r`, "    |     indented\n", `Client: app.service (process app\x1b[1m), 26250 sockets`,
+			`Server: redis\x1b[5m (redis) at 10.0.0.5:6379, known by its listener`, "alerts TcpadvisorEphemeralPortPressure,"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%+v: the text lacks %s:\n%s", style, want, out)
+			}
+		}
+	}
+}
+
+// checkWidth fails for a line wider than width, but for fixes and links,
+// which are kept whole to be copied.
+func checkWidth(t *testing.T, out string, width int) {
+	t.Helper()
+	for line := range strings.Lines(out) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, "    | ") || strings.HasPrefix(line, "  More: ") {
+			continue
+		}
+		plain := strings.NewReplacer("\x1b[1;31m", "", "\x1b[1;33m", "", "\x1b[0m", "").Replace(line)
+		if n := utf8.RuneCountInString(plain); n > width {
+			t.Errorf("a line of %d columns, wider than %d:\n%s", n, width, line)
+		}
 	}
 }
 
@@ -90,13 +175,44 @@ func TestHTMLEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := b.String()
-	for _, want := range []string{"<title>tcpadvisor: advice</title>", "port-pressure: 10.0.0.1 -&gt; 10.0.0.5:6379", "net.ipv4.tcp_tw_reuse = 1", "&lt;script&gt;"} {
+	for _, want := range []string{"<title>tcpadvisor: advice</title>", "port-pressure: 10.0.0.1 -&gt; 10.0.0.5:6379", "net.ipv4.tcp_tw_reuse = 1", "&lt;script&gt;",
+		`id="port-pressure-10.0.0.1-10.0.0.5-6379"`, `href="/metrics"`, `href="?refresh=30"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
 	if strings.Contains(page, "<script>TIME_WAIT") {
 		t.Error("a label value reached the page unescaped")
+	}
+	if strings.Contains(page, "http-equiv") {
+		t.Error("the page reloads itself without ?refresh")
+	}
+}
+
+// TestHTMLPage checks what the daemon's flags and the query change: the
+// metrics link follows --web.telemetry-path, ?refresh=N reloads the page,
+// and control characters from names show as escapes.
+func TestHTMLPage(t *testing.T) {
+	var b bytes.Buffer
+	if err := HTMLPage(&b, hostileReport(), Page{MetricsPath: "/custom/metrics", Refresh: 15}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{`href="/custom/metrics"`, `<meta http-equiv="refresh" content="15">`, `\x1b[31mredis\x1b[0m\nfake line`, `href="/docs/advice.md"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if !strings.Contains(page, "\n\tindented") {
+		t.Error("a fix's tab is not kept in the page")
+	}
+	if strings.ContainsAny(page, "\x1b\a\r\u202e") {
+		t.Errorf("a control character reached the page:\n%q", page)
+	}
+	for _, id := range regexp.MustCompile(`id="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+		if strings.ContainsAny(id[1], " >[]") {
+			t.Errorf("anchor %q holds a space or a bracket", id[1])
+		}
 	}
 }
 
@@ -123,7 +239,7 @@ func TestWarmingUp(t *testing.T) {
 	r := advisor.Report{WarmingUp: true, WarmUntil: &until}
 	var b bytes.Buffer
 	Text(&b, r)
-	if got, want := b.String(), "tcpadvisor: no advice yet: warming up until 2026-11-27 12:05:00 UTC, when the advisor will have watched as long as its slowest rule needs.\n"; got != want {
+	if got, want := b.String(), "tcpadvisor: no advice yet: warming up until 2026-11-27 12:05:00 UTC, when the\nadvisor will have watched as long as its slowest rule needs.\n"; got != want {
 		t.Errorf("text %q, want %q", got, want)
 	}
 	b.Reset()

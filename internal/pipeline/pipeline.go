@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -33,6 +34,10 @@ type Options struct {
 	Alertmanagers []string
 	// ExternalURL is the daemon's URL, for the alerts' links.
 	ExternalURL string
+	// RunbookBase, when set, is the URL of a daemon that serves
+	// /docs/advice.md, where the bundled rules' runbook links then point
+	// instead of GitHub.
+	RunbookBase string
 	// Labels are added to every sample, as a scrape's target labels are.
 	Labels map[string]string
 	// Registerer, when set, gets the engine's and the notifier's metrics:
@@ -82,9 +87,13 @@ func New(opts Options) (*Pipeline, error) {
 }
 
 func engineOptions(opts Options, logger *slog.Logger) engine.Options {
+	var bundled fs.FS = rules.Files
+	if opts.RunbookBase != "" {
+		bundled = rules.WithRunbooksAt(opts.RunbookBase)
+	}
 	return engine.Options{
 		RuleFiles:     opts.RuleFiles,
-		Bundled:       rules.Files,
+		Bundled:       bundled,
 		Interval:      opts.Interval,
 		TimeScale:     opts.TimeScale,
 		Alertmanagers: opts.Alertmanagers,
