@@ -133,7 +133,10 @@ func TestVersion(t *testing.T) {
 // and scrapes it: every collector succeeds, and the landing page links the
 // metrics.
 func TestIntegrationServe(t *testing.T) {
-	serveAndScrape(t, binary)
+	metrics := serveAndScrape(t, binary)
+	if os.Geteuid() == 0 && !strings.Contains(metrics, "tcpadvisor_tracer_up 1") {
+		t.Errorf("run as root, the connection tracer is not up:\n%s", grepLines(metrics, "tcpadvisor_tracer_"))
+	}
 }
 
 // TestIntegrationServeUnprivileged runs the daemon as nobody with no
@@ -148,6 +151,9 @@ func TestIntegrationServeUnprivileged(t *testing.T) {
 		`tcpadvisor_owner_attribution_up{source="process"} 0`,
 		`tcpadvisor_owner_attribution_missing{missing="CAP_SYS_PTRACE"} 1`,
 		`tcpadvisor_owner_attribution_missing{missing="CAP_DAC_READ_SEARCH"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="connections"} 1`,
+		`tcpadvisor_tracer_up 0`,
+		`tcpadvisor_tracer_down_reason{reason="no_privileges"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

@@ -16,7 +16,9 @@ cd "$(dirname "$0")"
 # real servers: redis-server and nginx, the Flask app (python3-flask,
 # python3-redis) under gunicorn, and siege as the other load. lintian checks
 # the Debian package (and brings man and groff for the man page's tests).
-packages=(prometheus prometheus-alertmanager iproute2 systemd redis-server nginx siege python3-flask python3-redis gunicorn lintian)
+# clang, llvm and libbpf-dev rebuild the connection tracer's eBPF object,
+# which a test compares with the checked-in one.
+packages=(prometheus prometheus-alertmanager iproute2 systemd redis-server nginx siege python3-flask python3-redis gunicorn lintian clang llvm libbpf-dev)
 staticcheck_version=v0.8.2
 
 as_root() {

@@ -205,6 +205,30 @@ func checkPortRange(t *testing.T, r workload.Report, portRange string) {
 		t.Errorf("arm 2: %d errors (connect %v), peak port pressure %.2f, advice %v; want none, below 0.5, none",
 			a2.Errors, a2.ConnectErrors, a2.PeakPortPressure, a2.Advice)
 	}
+	checkTracerPortRange(t, a1, a2)
+}
+
+// checkTracerPortRange checks the connection tracer's figures of arms 1
+// and 2: every request that failed for want of a port made at least one
+// connect() that failed with EADDRNOTAVAIL (the tracer counts each call:
+// with the Go app, go-redis tries a command 4 times, dials 5 times each and
+// Go's Dial calls connect() 3 times, so that a failed request is up to 60
+// calls), and the pool's arm made none.
+func checkTracerPortRange(t *testing.T, a1, a2 workload.ArmResult) {
+	t.Helper()
+	if a1.Tracer == nil || a2.Tracer == nil {
+		t.Log("the connection tracer was not up: its figures are not checked")
+		return
+	}
+	failed := a1.Tracer.ConnectFailures["EADDRNOTAVAIL"]
+	t.Logf("arm 1: %v requests failed for want of a port; the tracer counted %v connect() calls failing with EADDRNOTAVAIL, %v opened (%.0f/s)",
+		*a1.ConnectErrors, failed, a1.Tracer.Opened, a1.Tracer.OpensPerSecond)
+	if failed < float64(*a1.ConnectErrors) || a1.Tracer.Opened == 0 {
+		t.Errorf("arm 1: tracer EADDRNOTAVAIL %v, opened %v; want at least the %d connect errors, and some opened", failed, a1.Tracer.Opened, *a1.ConnectErrors)
+	}
+	if n := a2.Tracer.ConnectFailures["EADDRNOTAVAIL"]; n != 0 {
+		t.Errorf("arm 2: tracer EADDRNOTAVAIL %v, want 0", n)
+	}
 }
 
 // TestIntegrationWorkload runs the four arms with the Go app, and writes the
@@ -245,6 +269,27 @@ func TestIntegrationWorkloadPortRange(t *testing.T) {
 	before := workloadProcesses(t)
 	r := runWorkload(t, "--arms=1,2", "--duration=3s", "--port-range=40000-40199")
 	checkPortRange(t, r, "40000-40199")
+	assertNothingLeft(t, before)
+}
+
+// TestIntegrationWorkloadFlaskPortRange narrows the port range with the
+// seed's Flask app, whose redis-py calls connect() once per request and
+// tries no more: the tracer's EADDRNOTAVAIL count of arm 1 is then exactly
+// the load's connect errors.
+func TestIntegrationWorkloadFlaskPortRange(t *testing.T) {
+	needWorkload(t, "gunicorn")
+	before := workloadProcesses(t)
+	r := runWorkload(t, "--app=flask", "--arms=1", "--duration=3s", "--port-range=40000-40199")
+	a1 := arm(t, r, 1)
+	if a1.ConnectErrors == nil || *a1.ConnectErrors == 0 {
+		t.Fatalf("arm 1: connect errors %v, want some", a1.ConnectErrors)
+	}
+	if a1.Tracer == nil {
+		t.Skip("the connection tracer was not up: its figures are not checked")
+	}
+	if got := a1.Tracer.ConnectFailures["EADDRNOTAVAIL"]; got != float64(*a1.ConnectErrors) {
+		t.Errorf("arm 1: tracer EADDRNOTAVAIL %v, load's connect errors %d; want them equal", got, *a1.ConnectErrors)
+	}
 	assertNothingLeft(t, before)
 }
 

@@ -8,6 +8,11 @@
 #   RUNS   timed runs per tool and size (default 7)
 #   IDLE_PROCESSES  idle processes started for the run, so that owner
 #          attribution reads a host's worth of /proc (default 300)
+#   SHARED_CGROUP=1  the population runs in the idle processes' cgroup, as
+#          an application shares its container or session with a shell:
+#          its cgroup then names no single process
+#   TCPADVISOR_ARGS  more flags for every tcpadvisor daemon, such as
+#          --no-collector.connections to measure without the tracer
 #
 # Prints a markdown table and writes it to bench/results/. See bench/README.md.
 set -euo pipefail
@@ -221,14 +226,15 @@ fi
 # sockets collector's own duration, read from the sockets-only scrape.
 tools=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets node ss)
 [[ -n $node_exporter ]] || tools=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets ss)
-rows=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets sockets_collector node ss)
-[[ -n $node_exporter ]] || rows=(floor tcpadvisor tcpadvisor_no_owners tcpadvisor_sockets sockets_collector ss)
+rows=(floor tcpadvisor connections_collector tcpadvisor_no_owners tcpadvisor_sockets sockets_collector node ss)
+[[ -n $node_exporter ]] || rows=(floor tcpadvisor connections_collector tcpadvisor_no_owners tcpadvisor_sockets sockets_collector ss)
 declare -A label=(
 	[floor]="raw inet_diag dump, v4 + v6 (**the floor**)"
 	[tcpadvisor]="tcpadvisor scrape, all collectors, owners on (the default)"
 	[tcpadvisor_no_owners]="tcpadvisor scrape, all collectors, \`--no-collector.sockets.owners\`"
 	[tcpadvisor_sockets]="tcpadvisor scrape, \`--collector.sockets\` only"
 	[sockets_collector]="… of which the sockets collector (its \`collector_duration_seconds\`)"
+	[connections_collector]="… of which the connections collector, draining the tracer's maps (its \`collector_duration_seconds\`)"
 	[node]="node_exporter $node_version scrape, only \`--collector.tcpstat\`"
 	[ss]="\`ss -tan -H \\| wc -l\` (whole process)"
 )
@@ -249,7 +255,11 @@ run_tool() {
 	case $tool in
 	floor) out=$(raw_ms) ;;
 	ss) out=$(ss_ms) ;;
-	tcpadvisor) out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_port/metrics") ;;
+	tcpadvisor)
+		out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_port/metrics" "$tmp/scrape.metrics")
+		awk -v s="$size" '/^tcpadvisor_scrape_collector_duration_seconds\{collector="connections"\}/ { print s, "connections_collector", $NF * 1000 }' \
+			"$tmp/scrape.metrics" >>"$samples"
+		;;
 	tcpadvisor_no_owners) out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_no_owners_port/metrics") ;;
 	tcpadvisor_sockets)
 		out=$(scrape_ms "http://127.0.0.1:$tcpadvisor_sockets_port/metrics" "$tmp/scrape.metrics")
@@ -271,13 +281,18 @@ measure_size() {
 
 	# The daemons start before the population, so that the time the
 	# population lives is spent measuring.
-	start tcpadvisor "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_port"
+	local extra sockets_only_extra
+	read -ra extra <<<"${TCPADVISOR_ARGS:-}"
+	# The sockets-only daemon runs without the tracer, whatever the flags.
+	sockets_only_extra=("${extra[@]}")
+	[[ " ${extra[*]} " == *" --no-collector.connections "* ]] || sockets_only_extra+=(--no-collector.connections)
+	start tcpadvisor "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_port" "${extra[@]}"
 	adv=$last_pid
 	start tcpadvisor_no_owners "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_no_owners_port" \
-		--no-collector.sockets.owners
+		--no-collector.sockets.owners "${extra[@]}"
 	adv_no_owners=$last_pid
 	start tcpadvisor_sockets "$tmp/tcpadvisor" serve --web.listen-address="127.0.0.1:$tcpadvisor_sockets_port" \
-		--no-collector.netstat --no-collector.sockstat --no-collector.sysctl
+		--no-collector.netstat --no-collector.sockstat --no-collector.sysctl "${sockets_only_extra[@]}"
 	adv_sockets=$last_pid
 	if [[ -n $node_exporter ]]; then
 		start node "$node_exporter" --collector.disable-defaults --collector.tcpstat \
@@ -295,7 +310,11 @@ measure_size() {
 	rm -f "$tmp/population.in"
 	mkfifo "$tmp/population.in"
 	t_start=$EPOCHREALTIME
-	in_unit population.service
+	if [[ ${SHARED_CGROUP:-} == 1 ]]; then
+		in_unit idle.service
+	else
+		in_unit population.service
+	fi
 	"${in_unit[@]}" ip netns exec "$ns" "$tmp/population" -time-wait "$tw" -established "$pairs" -base-port "$population_base_port" \
 		-hold 120s -build-timeout 40s <"$tmp/population.in" >"$tmp/population.out" 2>"$tmp/population.log" &
 	pop=$!
@@ -330,6 +349,9 @@ measure_size() {
 	failed=$(awk -F'"' '/^tcpadvisor_scrape_collector_success\{/ && / 0$/ { printf "%s%s", sep, $2; sep = ", " }' "$tmp/tcpadvisor.metrics")
 	if [[ -n $failed ]]; then
 		echo "- $size: tcpadvisor collectors failed: $failed. Its log: \`$(awk '/collector failed/ { print; exit }' "$tmp/tcpadvisor.log")\`" >>"$notes"
+	fi
+	if [[ " ${extra[*]} " != *" --no-collector.connections "* ]] && ! grep -q '^tcpadvisor_tracer_up 1' "$tmp/tcpadvisor.metrics"; then
+		echo "- $size: the connection tracer is not up: $(grep '^tcpadvisor_tracer_down_reason' "$tmp/tcpadvisor.metrics" || echo 'no status')" >>"$notes"
 	fi
 	awk -v s="$size" '/^tcpadvisor_sockets\{/ { n += $NF } END { print s, "tcpadvisor", n }' "$tmp/tcpadvisor.metrics" >>"$counts"
 	if [[ -n $node ]]; then

@@ -362,10 +362,10 @@ func TestKubernetesManifests(t *testing.T) {
 		(csc.Privileged != nil && *csc.Privileged) {
 		t.Errorf("container securityContext %+v, want no privilege escalation, a read-only root, not privileged", csc)
 	}
-	// All dropped, then the two that attribution needs, which are the
-	// systemd unit's bounding set: the same daemon has the same
-	// privileges however it is deployed.
-	wantCaps := []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}
+	// All dropped, then the two that attribution needs and the two that
+	// the connection tracer needs, which are the systemd unit's bounding
+	// set: the same daemon has the same privileges however it is deployed.
+	wantCaps := []string{"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_PERFMON", "CAP_SYS_PTRACE"}
 	unitCaps := strings.Fields(readUnit(t, serviceFile).one(t, "Service.CapabilityBoundingSet"))
 	slices.Sort(unitCaps)
 	var added []string
@@ -571,10 +571,13 @@ func TestIntegrationKubernetesContainer(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(c.Ports[0].ContainerPort)
 	daemon.WaitReady(t, http.DefaultClient, "http://"+addr+c.ReadinessProbe.HTTPGet.Path)
 	metrics := get(t, "http://"+addr+"/metrics")
-	for _, name := range []string{"netstat", "owners", "sockets", "sockstat", "sysctl"} {
+	for _, name := range []string{"connections", "netstat", "owners", "sockets", "sockstat", "sysctl"} {
 		if want := `tcpadvisor_scrape_collector_success{collector="` + name + `"} 1`; !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if !strings.Contains(metrics, "tcpadvisor_tracer_up 1") {
+		t.Errorf("with the container's capabilities, the connection tracer is not up:\n%s", grepLines(metrics, "tcpadvisor_tracer_"))
 	}
 	// The capabilities are what makes the other users' processes readable:
 	// attribution must not miss them. (Whether it misses cgroup v2 or the

@@ -147,8 +147,8 @@ func TestSystemdServiceSettings(t *testing.T) {
 		"Service.EnvironmentFile":         "-/etc/default/tcpadvisor",
 		"Service.ExecStart":               installedBinary + " serve --web.systemd-socket $ARGS",
 		"Service.DynamicUser":             "yes",
-		"Service.CapabilityBoundingSet":   "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
-		"Service.AmbientCapabilities":     "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
+		"Service.CapabilityBoundingSet":   "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON",
+		"Service.AmbientCapabilities":     "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON",
 		"Service.NoNewPrivileges":         "yes",
 		"Service.ProtectSystem":           "strict",
 		"Service.ProtectHome":             "yes",
@@ -163,6 +163,11 @@ func TestSystemdServiceSettings(t *testing.T) {
 	}
 	if got := u["Service.SystemCallFilter"]; len(got) == 0 || got[0] != "@system-service" {
 		t.Errorf("%s: SystemCallFilter=%q, want @system-service first", serviceFile, got)
+	}
+	// bpf is in @privileged, which the unit denies: the connection tracer
+	// needs it allowed again, after the deny.
+	if got := u["Service.SystemCallFilter"]; got[len(got)-1] != "bpf" {
+		t.Errorf("%s: SystemCallFilter=%q, want bpf allowed last", serviceFile, got)
 	}
 	for _, key := range []string{"Service.PrivateNetwork", "Service.ProcSubset", "Service.User", "Service.PrivateUsers"} {
 		if v, ok := u[key]; ok {
@@ -234,6 +239,8 @@ func TestIntegrationSystemdServiceUnprivileged(t *testing.T) {
 		`tcpadvisor_scrape_collector_success{collector="sockstat"} 1`,
 		`tcpadvisor_scrape_collector_success{collector="sysctl"} 1`,
 		`tcpadvisor_owner_attribution_up{source="cgroup"} 1`,
+		`tcpadvisor_scrape_collector_success{collector="connections"} 1`,
+		`tcpadvisor_tracer_up 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

@@ -76,6 +76,12 @@ func New(collectors map[string]Collector, timeout time.Duration, logger *slog.Lo
 	return &Exporter{collectors: collectors, names: names, timeout: timeout, logger: logger, running: map[string]bool{}}
 }
 
+// Close releases what the collectors hold: the connection tracer's program
+// is detached, nothing of it stays in the kernel.
+func (e *Exporter) Close() {
+	closeCollectors(e.collectors)
+}
+
 // Describe sends nothing: the Exporter is an unchecked collector, because
 // which series exist (destinations, ports) is only known once collected.
 func (e *Exporter) Describe(chan<- *prometheus.Desc) {}

@@ -35,6 +35,7 @@ type Flags struct {
 	netns           *bool
 	netnsMax        *int
 	runNetnsPath    *string
+	tracerBTFPath   *string
 }
 
 // AddFlags adds the collectors' flags to g: the application, or a command
@@ -44,7 +45,11 @@ func AddFlags(g cliflag.Group) *Flags {
 	f.procPath = g.Flag("path.procfs", "Mount point of the proc filesystem.").Default("/proc").String()
 	f.timeout = cliflag.Duration(g, "collector.timeout", "Deadline of one collection; a collector still dumping sockets then reports failure.", DefaultTimeout)
 	for _, name := range CollectorNames {
-		f.enabled[name] = g.Flag("collector."+name, fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)).Default("true").Bool()
+		help := fmt.Sprintf("Enable the %s collector (--no-collector.%s disables it).", name, name)
+		if name == "connections" {
+			help = "Trace TCP connections being opened and closed, with eBPF: opens, connect() failures by errno, who closed first and lifetimes per destination and owner (docs/connections.md). Needs CAP_BPF and CAP_PERFMON and a kernel with BTF; without them it reports why in tcpadvisor_tracer_down_reason (--no-collector.connections disables it)."
+		}
+		f.enabled[name] = g.Flag("collector."+name, help).Default("true").Bool()
 	}
 	f.topDestinations = cliflag.Int(g, "collector.sockets.top-destinations",
 		"Outbound destinations (source address, destination address and port) with series of their own, ranked by sockets holding ephemeral ports; the rest are summed into \"other\".",
@@ -81,6 +86,8 @@ func AddFlags(g cliflag.Group) *Flags {
 		"Network namespaces collected at most, the exporter's own first; the rest are counted in tcpadvisor_netns_over_limit.",
 		DefaultNetnsMax, 1)
 	f.runNetnsPath = g.Flag("path.run-netns", "Where ip netns keeps named network namespaces.").Default("/run/netns").String()
+	f.tracerBTFPath = g.Flag("collector.connections.btf-path",
+		"A BTF file describing the running kernel, for the connection tracer on kernels without /sys/kernel/btf/vmlinux (tests point it at a missing file to run without BTF).").Hidden().Default("").String()
 	return f
 }
 
@@ -105,6 +112,7 @@ func (f *Flags) Options() Options {
 		NetnsMax:         *f.netnsMax,
 		RunNetnsPath:     *f.runNetnsPath,
 	}
+	opts.Tracer.BTFPath = *f.tracerBTFPath
 	for _, name := range CollectorNames {
 		if *f.enabled[name] {
 			opts.Collectors = append(opts.Collectors, name)

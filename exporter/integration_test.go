@@ -114,11 +114,20 @@ func (p *population) closeWait(ln net.Listener, n int) {
 // gather scrapes e and keys each sample as name{label="value",...}.
 func gather(t *testing.T, e *Exporter) map[string]float64 {
 	t.Helper()
+	values, err := gatherValues(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return values
+}
+
+// gatherValues scrapes e and keys each sample as name{label="value",...}.
+func gatherValues(e *Exporter) (map[string]float64, error) {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(e)
 	families, err := registry.Gather()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	values := map[string]float64{}
 	for _, f := range families {
@@ -127,11 +136,16 @@ func gather(t *testing.T, e *Exporter) map[string]float64 {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 			}
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			values[f.GetName()+"{"+strings.Join(labels, ",")+"}"] = v
+			key := "{" + strings.Join(labels, ",") + "}"
+			if s := m.GetSummary(); s != nil {
+				values[f.GetName()+"_count"+key] = float64(s.GetSampleCount())
+				values[f.GetName()+"_sum"+key] = s.GetSampleSum()
+				continue
+			}
+			values[f.GetName()+key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
-	return values
+	return values, nil
 }
 
 // waitFor scrapes until every key has its value, for at most 5 s: a closed
@@ -364,6 +378,15 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(connectClientEnv) != "" {
+		os.Exit(runConnectClient())
+	}
+	if os.Getenv(tracerStatusEnv) != "" {
+		os.Exit(runTracerStatus())
+	}
+	if addr := os.Getenv(churnAddrEnv); addr != "" {
+		os.Exit(runChurn(addr))
+	}
 	if n, _ := strconv.Atoi(os.Getenv(ownerHelperEnv)); n > 0 {
 		in := bufio.NewReader(os.Stdin)
 		in.ReadString('\n')

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,12 +17,13 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
 	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
+	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 	"golang.org/x/sys/unix"
 )
 
 // CollectorNames lists every collector, as named in the collector label and
 // in the --collector.NAME flags.
-var CollectorNames = []string{"addresses", "netstat", "sockets", "sockstat", "sysctl"}
+var CollectorNames = []string{"addresses", "connections", "netstat", "sockets", "sockstat", "sysctl"}
 
 // Options configure an Exporter that reads the running kernel.
 type Options struct {
@@ -44,6 +48,9 @@ type Options struct {
 	Owners           bool
 	OwnersScanBudget int
 	CgroupPath       string
+	// Tracer configures the connections collector's eBPF tracer; its
+	// Netns is set from Netns.
+	Tracer tracer.Options
 }
 
 // NewFromOptions returns an Exporter reading the kernel the process runs on:
@@ -71,8 +78,20 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		resolver = r
 		collectors["owners"] = NewOwnersCollector(r.Status)
 	}
+	var closers *closerBook
+	if slices.Contains(opts.Collectors, "connections") {
+		closers = newCloserBook()
+		c := newConnectionsCollector(opts, resolver, closers, logger)
+		collectors["connections"] = c
+		if resolver != nil {
+			// The sockets the tracer saw opened are attributed from
+			// what it recorded, the rest by the resolver.
+			resolver = newTracedOwners(resolver, c.eachSocket)
+		}
+	}
 	if !opts.Netns {
 		src := hostSources(fs, sockdiag.Dial, resolver)
+		src.closers = closers
 		src.netDir = filepath.Join(opts.ProcPath, "net")
 		host, err := namespaceCollectors(opts, src, nil)
 		if err != nil {
@@ -96,6 +115,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	if resolver != nil {
 		namespaceSources.owners = sharedOwners{resolver}
 	}
+	namespaceSources.closers = closers
 	collectors["netns"] = NewNamespacesCollector(
 		func() (netns.Discovery, error) {
 			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
@@ -106,6 +126,74 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		},
 		resolver, logger)
 	return New(collectors, opts.Timeout, logger), nil
+}
+
+// newConnectionsCollector loads the connection tracer: over the exporter's
+// own network namespace, or with opts.Netns over every one, each labelled
+// with the name --collector.netns gives it.
+func newConnectionsCollector(opts Options, resolver OwnerResolver, closers *closerBook, logger *slog.Logger) *ConnectionsCollector {
+	sources := ConnectionsSources{Owners: resolver, Closers: closers}
+	tracerOpts := opts.Tracer
+	if opts.Netns {
+		names := &netnsNames{discover: func() (netns.Discovery, error) {
+			return netns.Discover(opts.ProcPath, opts.RunNetnsPath, opts.NetnsMax, func(pid int) string { return unitOfPID(opts.ProcPath, pid) })
+		}}
+		sources.NetnsName = names.name
+	}
+	sources.Load = func() (ConnectionTracer, error) {
+		if !opts.Netns {
+			// The daemon's own namespace, from the proc filesystem the
+			// daemon runs under: --path.procfs may show another's
+			// processes (a host's /proc mounted in a container).
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+				return nil, &tracer.LoadError{Reason: tracer.ReasonLoadFailed,
+					Err: fmt.Errorf("find the daemon's own network namespace, to trace it alone (/proc/self/ns/net): %w", err)}
+			}
+			tracerOpts.Netns = uint32(st.Ino)
+		}
+		t, err := tracer.Load(tracerOpts)
+		if err != nil {
+			// Not t: a nil *Tracer in the interface would not be nil.
+			return nil, err
+		}
+		return t, nil
+	}
+	return NewConnectionsCollector(sources, opts.Limits, opts.NetnsMax, logger)
+}
+
+// netnsNames names network namespaces by inode number as --collector.netns
+// labels them, discovering them again when an unknown one shows up, at most
+// once a second.
+type netnsNames struct {
+	discover func() (netns.Discovery, error)
+
+	mu         sync.Mutex
+	names      map[uint32]string
+	discovered time.Time
+}
+
+func (n *netnsNames) name(inode uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if name, ok := n.names[inode]; ok {
+		return name
+	}
+	if time.Since(n.discovered) >= time.Second {
+		n.discovered = time.Now()
+		if found, err := n.discover(); err == nil {
+			n.names = make(map[uint32]string, len(found.Namespaces))
+			for _, ns := range found.Namespaces {
+				n.names[uint32(ns.Inode)] = ns.Name
+			}
+		}
+		if name, ok := n.names[inode]; ok {
+			return name
+		}
+	}
+	// Gone already, or past --collector.netns.max: named as Discover
+	// names a namespace it finds no better name for.
+	return "inode:" + strconv.FormatUint(uint64(inode), 10)
 }
 
 // unitOfPID names the unit or container a process runs in, to label the
@@ -137,6 +225,8 @@ type kernelSources struct {
 	netDir string
 	// owners is nil when attribution is off.
 	owners OwnerResolver
+	// closers is nil without the connection tracer.
+	closers *closerBook
 }
 
 // hostSources reads the network namespace of the process.
@@ -160,17 +250,23 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 	for _, name := range opts.Collectors {
 		switch name {
 		case "sockets":
-			collectors[name] = NewSocketsCollector(SocketsSources{
+			sources := SocketsSources{
 				Dial:      src.dial,
 				Ephemeral: func() (census.EphemeralRange, error) { return readEphemeralRange(src.fs) },
 				Owners:    src.owners,
-			}, opts.Limits, constLabels)
+			}
+			if src.closers != nil && src.owners != nil {
+				sources.Closers = src.closers.forNamespace(constLabels[NetnsLabel])
+			}
+			collectors[name] = NewSocketsCollector(sources, opts.Limits, constLabels)
 		case "sysctl":
 			collectors[name] = NewSysctlCollector(src.fs, constLabels)
 		case "netstat":
 			collectors[name] = NewNetstatCollector(src.proc, constLabels)
 		case "sockstat":
 			collectors[name] = NewSockstatCollector(src.netFS, constLabels)
+		case "connections":
+			// One tracer sees every namespace: NewFromOptions makes it.
 		case "addresses":
 			collectors[name] = NewAddressesCollector(src.netDir, constLabels)
 		default:

@@ -41,6 +41,10 @@ type SocketsSources struct {
 	Ephemeral func() (census.EphemeralRange, error)
 	// Owners, when set, attributes sockets to their owners.
 	Owners OwnerResolver
+	// Closers, when set with Owners, names who closed first toward each
+	// destination (from the connection tracer), for the sockets no
+	// process holds.
+	Closers census.Closers
 }
 
 // SocketsCollector counts TCP sockets from sock_diag: by state, family and
@@ -87,7 +91,7 @@ func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabe
 	}
 	return &SocketsCollector{
 		sources: sources,
-		census:  census.New(limits),
+		census:  newCensus(sources, limits),
 
 		socketsDesc: desc("sockets",
 			"TCP sockets by address family, state and class: listener; inbound (local port is a listening port); outbound_ephemeral (local port from the ephemeral range); outbound_bound (other local port).",
@@ -129,7 +133,7 @@ func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabe
 		retriesDesc: desc("sock_diag_dump_retries_total",
 			"Dumps repeated because the kernel interrupted them (NLM_F_DUMP_INTR) or ran out of buffer (ENOBUFS)."),
 		outboundOwnerDesc: desc("outbound_owner_sockets",
-			"Outbound TCP sockets, in any state, toward a listed destination, by owner: the systemd unit or container (owner) and the process. The top --collector.sockets.top-owners of each destination have their own series, the rest are summed into owner=\"other\". TIME_WAIT sockets have no owner in the kernel: they are given to the owner that opened new connections to the same destination in this scrape, or in the last 60 s, else to owner=\"unknown\".",
+			"Outbound TCP sockets, in any state, toward a listed destination, by owner: the systemd unit or container (owner) and the process. The top --collector.sockets.top-owners of each destination have their own series, the rest are summed into owner=\"other\". TIME_WAIT sockets have no owner in the kernel: they are given to the owner that the connection tracer saw closing first toward the destination in the last 60 s, else to the owner that opened new connections to the same destination in this scrape, or in the last 60 s, else to owner=\"unknown\".",
 			append(destination, "owner", "process")...),
 		inboundOwnerDesc: desc("inbound_owner_sockets",
 			"Inbound TCP sockets, in any state, on a listed service port, by owner (systemd unit or container) and process. TIME_WAIT and SYN_RECV sockets have no owner in the kernel: they are given to the owner of the port's listener, else to owner=\"unknown\".",
@@ -141,6 +145,14 @@ func NewSocketsCollector(sources SocketsSources, limits census.Limits, constLabe
 			"1 for each process name of the owner series whose language runtime its executable tells: go (Go's build information), or an interpreter (python, java, node, ruby, php, perl) by the executable's name.",
 			"process", "runtime"),
 	}
+}
+
+func newCensus(sources SocketsSources, limits census.Limits) *census.Census {
+	c := census.New(limits)
+	if sources.Closers != nil {
+		c.SetClosers(sources.Closers)
+	}
+	return c
 }
 
 // Update dumps the sockets and sends their counts.

@@ -224,6 +224,7 @@ func (a *armRun) Finish(ctx context.Context) (ArmResult, error) {
 	if res.Seconds > 0 {
 		res.TPS = float64(load.successes) / res.Seconds
 	}
+	res.Tracer = a.m.tracerFigures(res.Seconds)
 	if load.latency != nil && load.latency.Count() > 0 {
 		p50, p99 := milliseconds(load.latency.Quantile(0.5)), milliseconds(load.latency.Quantile(0.99))
 		res.LatencyP50, res.LatencyP99 = &p50, &p99

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,32 @@ type Measurement struct {
 	Advice []FiredAdvice `json:"advice"`
 	// TimeWait is the TIME_WAIT count at each sample.
 	TimeWait []Point `json:"time_wait"`
+	// Tracer is what the connection tracer counted toward the arm's
+	// servers between the first sample and the last; nil when it was not
+	// up.
+	Tracer *TracerFigures `json:"tracer,omitempty"`
+}
+
+// TracerFigures are the connection tracer's counts toward an arm's servers.
+type TracerFigures struct {
+	// Opened is the connections established; OpensPerSecond divides it
+	// by the load's duration.
+	Opened         float64 `json:"opened"`
+	OpensPerSecond float64 `json:"opens_per_second"`
+	// ConnectFailures counts the connect() calls that failed, by errno
+	// (EADDRNOTAVAIL, ECONNREFUSED, ...): calls, not requests, since a
+	// client may try again (Go's net.Dial calls connect() three times
+	// before it returns EADDRNOTAVAIL).
+	ConnectFailures map[string]float64 `json:"connect_failures"`
+	// MeanLifetime is the mean time, in seconds, the connections that
+	// ended stayed established; nil when none ended.
+	MeanLifetime *float64 `json:"mean_lifetime_seconds,omitempty"`
+}
+
+// tracerTotals are the tracer's cumulative counters at one sample.
+type tracerTotals struct {
+	opened, lifetimeSum, lifetimeCount float64
+	failures                           map[string]float64
 }
 
 // Peak is the largest value of one label set's series.
@@ -76,6 +103,9 @@ type meter struct {
 
 	mu sync.Mutex
 	m  Measurement
+	// firstTracer and lastTracer are the tracer's totals at the first
+	// and the last sample it was up at.
+	firstTracer, lastTracer *tracerTotals
 }
 
 func newMeter(cfg Config, ports []int) (*meter, error) {
@@ -139,6 +169,7 @@ func (m *meter) record(now time.Time) {
 	busiestPort := top(`tcpadvisor_inbound_sockets{state="time_wait",port!="other"}`,
 		func(l map[string]string) string { return l["port"] })
 	pressure := value(`max(tcpadvisor_outbound_port_pressure_ratio)`)
+	tracer := m.tracerTotals(ctx, value)
 	report := m.pipeline.Report(ctx, now)
 
 	m.mu.Lock()
@@ -154,6 +185,12 @@ func (m *meter) record(now time.Time) {
 		m.m.BusiestServicePort = busiestPort
 	}
 	m.m.PeakPortPressure = max(m.m.PeakPortPressure, pressure)
+	if tracer != nil {
+		if m.firstTracer == nil {
+			m.firstTracer = tracer
+		}
+		m.lastTracer = tracer
+	}
 	for _, a := range report.Advice {
 		if !m.about(a.Target) || slices.ContainsFunc(m.m.Advice, func(f FiredAdvice) bool {
 			return f.ID == string(a.ID) && maps.Equal(f.Target, a.Target)
@@ -172,6 +209,51 @@ func (m *meter) record(now time.Time) {
 		}
 		m.m.Advice = append(m.m.Advice, fired)
 	}
+}
+
+// tracerTotals reads the tracer's counters toward the arm's servers, or
+// returns nil when the tracer is not up.
+func (m *meter) tracerTotals(ctx context.Context, value func(string) float64) *tracerTotals {
+	if value(`max(tcpadvisor_tracer_up)`) != 1 {
+		return nil
+	}
+	toServers := `{destination_port=~"` + strings.Join(m.ports, "|") + `"}`
+	t := &tracerTotals{
+		opened:        value(`sum(tcpadvisor_outbound_connections_opened_total` + toServers + `)`),
+		lifetimeSum:   value(`sum(tcpadvisor_outbound_connection_lifetime_seconds_sum` + toServers + `)`),
+		lifetimeCount: value(`sum(tcpadvisor_outbound_connection_lifetime_seconds_count` + toServers + `)`),
+		failures:      map[string]float64{},
+	}
+	samples, err := m.pipeline.Query(ctx, `sum by (errno) (tcpadvisor_outbound_connect_failures_total`+toServers+`)`)
+	if err == nil {
+		for _, s := range samples {
+			t.failures[s.Labels["errno"]] = s.Value
+		}
+	}
+	return t
+}
+
+// tracerFigures returns what the tracer counted between the first sample
+// and the last, over a load of seconds; nil when it was never up.
+func (m *meter) tracerFigures(seconds float64) *TracerFigures {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	first, last := m.firstTracer, m.lastTracer
+	if first == nil {
+		return nil
+	}
+	f := &TracerFigures{Opened: last.opened - first.opened, ConnectFailures: map[string]float64{}}
+	if seconds > 0 {
+		f.OpensPerSecond = f.Opened / seconds
+	}
+	for errno, n := range last.failures {
+		f.ConnectFailures[errno] = n - first.failures[errno]
+	}
+	if ended := last.lifetimeCount - first.lifetimeCount; ended > 0 {
+		mean := (last.lifetimeSum - first.lifetimeSum) / ended
+		f.MeanLifetime = &mean
+	}
+	return f
 }
 
 // about reports whether an advice's target is one of the arm's servers, or

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ func columns() []column {
 		{"arm", false, 0}, {"what", true, 1}, {"requests", false, 9}, {"TPS", false, 2}, {"p50 ms", false, 8}, {"p99 ms", false, 4},
 		{"errors", false, 5}, {"connect errors", false, 10}, {"peak TIME_WAIT", false, 3}, {"client side", false, 11},
 		{"toward busiest destination", true, 12}, {"on service ports", true, 13}, {"port pressure", false, 6}, {"advice fired", true, 7},
+		{"opens/s", false, 14}, {"connect() failures", true, 15}, {"mean lifetime ms", false, 16},
 	}
 }
 
@@ -45,6 +47,7 @@ func (a ArmResult) row() []string {
 	for i, f := range a.Advice {
 		advice[i] = f.String()
 	}
+	opens, failures, lifetime := a.tracerCells()
 	busiest, service := "–", "–"
 	if a.Busiest.Value > 0 {
 		busiest = thousands(a.Busiest.Value) + " " + a.Busiest.Name
@@ -60,7 +63,29 @@ func (a ArmResult) row() []string {
 		optional(a.LatencyP50), optional(a.LatencyP99), thousands(float64(a.Errors)), optionalCount(a.ConnectErrors),
 		thousands(a.PeakTimeWait), thousands(a.PeakClientTimeWait), busiest, service,
 		strconv.FormatFloat(a.PeakPortPressure, 'f', 2, 64), orNone(strings.Join(advice, ", ")),
+		opens, failures, lifetime,
 	}
+}
+
+// tracerCells returns the cells of the tracer's figures: opens per
+// second, connect() failures by errno, mean lifetime; dashes when the
+// tracer was not up.
+func (a ArmResult) tracerCells() (opens, failures, lifetime string) {
+	t := a.Tracer
+	if t == nil {
+		return "–", "–", "–"
+	}
+	var parts []string
+	for _, errno := range slices.Sorted(maps.Keys(t.ConnectFailures)) {
+		if n := t.ConnectFailures[errno]; n > 0 {
+			parts = append(parts, thousands(n)+" "+errno)
+		}
+	}
+	lifetime = "–"
+	if t.MeanLifetime != nil {
+		lifetime = strconv.FormatFloat(*t.MeanLifetime*1000, 'f', 2, 64)
+	}
+	return thousands(t.OpensPerSecond), orNone(strings.Join(parts, ", ")), lifetime
 }
 
 // Text writes the report for a pipe or a file, 80 columns wide.

@@ -230,6 +230,9 @@ func sampleReport() Report {
 	r.Arms[0].Name = `<app> & "Redis"`
 	r.Arms[0].Advice = []FiredAdvice{{ID: "pool", Target: map[string]string{"destination_address": "127.0.0.1", "destination_port": "6379", "source_address": "127.0.0.1"}}}
 	r.Arms[2].Advice = []FiredAdvice{{ID: "upstream-keepalive", Target: map[string]string{"port": "5000"}}}
+	lifetime := 0.00042
+	r.Arms[0].Tracer = &TracerFigures{Opened: 61234, OpensPerSecond: 3061.7, MeanLifetime: &lifetime,
+		ConnectFailures: map[string]float64{"EADDRNOTAVAIL": 2538, "ECONNREFUSED": 3, "ETIMEDOUT": 0}}
 	return r
 }
 
@@ -320,8 +323,12 @@ func TestTableAndMarkdown(t *testing.T) {
 	if err := Markdown(&md, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2"} {
-		if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
+	// The arms' values that follow the table wrap: compare with the
+	// text's lines joined.
+	joined := strings.Join(strings.Fields(text.String()), " ")
+	for _, want := range []string{"pool 127.0.0.1:6379", "upstream-keepalive :5000", "30,000", "1,500", "tcp_tw_reuse 2",
+		"3,062", "2,538 EADDRNOTAVAIL, 3 ECONNREFUSED", "0.42"} {
+		if !strings.Contains(joined, want) || !strings.Contains(md.String(), want) {
 			t.Errorf("the table or the Markdown lacks %q:\n%s\n%s", want, text.String(), md.String())
 		}
 	}
@@ -339,13 +346,13 @@ func TestTableAndMarkdown(t *testing.T) {
 	}
 }
 
-// TestTextFitsTheTerminal checks the table at 80, 120 and 250 columns: no
+// TestTextFitsTheTerminal checks the table at 80, 120 and 300 columns: no
 // line is wider, the columns left out follow the table, and a wide
 // terminal gets every column in the table.
 func TestTextFitsTheTerminal(t *testing.T) {
 	r := sampleReport()
 	r.Arms[0].Busiest = Peak{Name: "10.0.0.5\x1b[2J:6379", Value: 11600}
-	for _, width := range []int{80, 120, 250} {
+	for _, width := range []int{80, 120, 300} {
 		var b bytes.Buffer
 		if err := StyledText(&b, r, term.Style{Width: width}); err != nil {
 			t.Fatal(err)
@@ -357,7 +364,7 @@ func TestTextFitsTheTerminal(t *testing.T) {
 			}
 		}
 		header := strings.Split(out, "\n\n")[2]
-		all := width == 250
+		all := width == 300
 		if got := strings.Contains(header, "on service ports"); got != all {
 			t.Errorf("%d columns: every column in the table %v, want %v:\n%s", width, got, all, out)
 		}

@@ -27,6 +27,19 @@ type OwnerCount struct {
 	Sockets uint64
 }
 
+// Closers tells, from the connection tracer, which owner closed connections
+// toward a destination first in the last 60 s: the side that closes first
+// holds the TIME_WAIT, so that owner holds the destination's sockets that
+// no process holds any more.
+type Closers interface {
+	Closer(d Destination) (Owner, bool)
+}
+
+// SetClosers makes the census give the sockets no process holds toward a
+// destination to the owner closers names for it, before any guess; nil
+// turns that off.
+func (c *Census) SetClosers(closers Closers) { c.ownersState().closers = closers }
+
 // timeWaitDuration is how long a socket stays in TIME_WAIT (TCP_TIMEWAIT_LEN,
 // fixed in the kernel): a destination's TIME_WAIT sockets may come from an
 // owner last seen connecting to it that long ago.
@@ -78,6 +91,8 @@ type owners struct {
 	// churners remembers, per destination, the owner of the last fresh
 	// sockets, for the TIME_WAIT sockets left once they are gone.
 	churners map[destKey]churner
+	// closers, when set, names who closed first toward a destination.
+	closers Closers
 }
 
 // SetClock sets the clock that dates what the census remembers from one dump
@@ -199,9 +214,10 @@ type ownerRowOf struct {
 }
 
 // fillDestinationOwners names the owners of each reported destination.
-// Sockets with no owner are given to the owner with the most fresh sockets
-// toward the destination in this dump, else to the one that had them in a
-// dump of the last 60 s, else to UnknownOwner.
+// Sockets with no owner are given to the owner the connection tracer saw
+// closing first toward the destination in the last 60 s, else to the owner
+// with the most fresh sockets toward the destination in this dump, else to
+// the one that had them in a dump of the last 60 s, else to UnknownOwner.
 func (c *Census) fillDestinationOwners(top []DestinationCount) {
 	o := c.owners
 	index := make(map[int32]int, len(top))
@@ -234,6 +250,12 @@ func (c *Census) fillDestinationOwners(top []DestinationCount) {
 		counts := make([]OwnerCount, 0, len(rows)+1)
 		for _, r := range rows {
 			counts = append(counts, OwnerCount{Owner: o.list[r.id], Sockets: r.sockets})
+		}
+		if o.closers != nil && unowned > 0 {
+			if closer, ok := o.closers.Closer(d.Destination); ok {
+				counts = addTo(counts, closer, unowned)
+				unowned = 0
+			}
 		}
 		switch ch, remembered := o.churners[key]; {
 		case best >= 0:

@@ -103,6 +103,50 @@ func TestTimeWaitGoesToTheOwnerOpeningNewConnections(t *testing.T) {
 	}
 }
 
+// closersByDestination is the tracer's answer, for tests.
+type closersByDestination map[census.Destination]census.Owner
+
+func (c closersByDestination) Closer(d census.Destination) (census.Owner, bool) {
+	o, ok := c[d]
+	return o, ok
+}
+
+// TestTimeWaitGoesToTheCloser: with the connection tracer's closers, the
+// TIME_WAIT sockets toward a destination are the owner's that closed first
+// toward it, though another owner opened new connections in this dump; and
+// where the tracer names nobody, the census guesses as without it.
+func TestTimeWaitGoesToTheCloser(t *testing.T) {
+	redis := census.Destination{Source: netip.MustParseAddr("10.0.0.1"), Address: netip.MustParseAddr("10.0.0.5"), Port: 6379}
+	tests := []struct {
+		name    string
+		closers census.Closers
+		want    []census.OwnerCount
+	}{
+		{"the tracer names the closer", closersByDestination{redis: churner},
+			[]census.OwnerCount{{Owner: churner, Sockets: 100}, {Owner: pooled, Sockets: 12}}},
+		{"the tracer names nobody there", closersByDestination{},
+			[]census.OwnerCount{{Owner: pooled, Sockets: 112}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := census.New(census.Limits{})
+			c.SetClosers(tt.closers)
+			var inode uint32
+			pool := population(10, sockdiag.Established, pooled, &inode)
+			countOwned(t, c, pool)
+			// The pool opened two more; the churner, gone, left its
+			// TIME_WAIT sockets.
+			dump := slices.Concat(pool,
+				population(2, sockdiag.Established, pooled, &inode),
+				population(100, sockdiag.TimeWait, census.Owner{}, &inode))
+			got := destination(t, countOwned(t, c, dump), "10.0.0.5:6379").Owners
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("owners %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestInboundTimeWaitGoesToTheListenersOwner: the server's side of
 // connections it closed first belongs to the process that listens.
 func TestInboundTimeWaitGoesToTheListenersOwner(t *testing.T) {

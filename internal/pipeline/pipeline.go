@@ -77,6 +77,7 @@ func New(opts Options) (*Pipeline, error) {
 	sampled.MustRegister(exp)
 	eng, err := engine.New(engineOptions(opts, logger), sampled)
 	if err != nil {
+		exp.Close()
 		return nil, err
 	}
 	if opts.LogAdvice {
@@ -134,8 +135,13 @@ func (p *Pipeline) Alerts() []engine.Alert { return p.engine.Alerts() }
 // Advisor returns the advisor, for the handlers that serve its advice.
 func (p *Pipeline) Advisor() *advisor.Advisor { return p.advisor }
 
-// Close stops the notifier and frees the engine's store.
-func (p *Pipeline) Close() error { return p.engine.Close() }
+// Close stops the notifier, frees the engine's store and detaches the
+// exporter's connection tracer.
+func (p *Pipeline) Close() error {
+	err := p.engine.Close()
+	p.Exporter.Close()
+	return err
+}
 
 // FitTimeScale returns the time scale that makes the rules' longest window
 // (for: plus range) take half of duration, so that a condition that holds
