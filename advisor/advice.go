@@ -119,6 +119,9 @@ func (o Owner) String() string {
 	if o.Process == "" || o.Process == "unknown" {
 		return o.Unit
 	}
+	if o.Unit == "" || o.Unit == "unknown" {
+		return "process " + o.Process
+	}
 	return fmt.Sprintf("%s (process %s)", o.Unit, o.Process)
 }
 

@@ -294,7 +294,8 @@ func (a *Advisor) evidence(ctx context.Context, t Target, queries ...evidenceQue
 }
 
 // owner returns the busiest owner that q finds among the samples keep
-// accepts (all when nil), other than "unknown" and "other", with its
+// accepts (all when nil), other than "other" and than one whose unit and
+// process are both unknown, with its
 // runtime; or nil. An owner whose process is known wins over one whose
 // process is not: the process of a short-lived connection's socket is often
 // gone before the exporter looks, while its unit is known, and the process
@@ -311,7 +312,8 @@ func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep fun
 	var best *Owner
 	for _, s := range samples {
 		unit, process := s.Labels["owner"], s.Labels["process"]
-		if unit == "unknown" || unit == "other" || unit == "" || s.Value == 0 || keep != nil && !keep(s.Labels) {
+		unknown := (unit == "unknown" || unit == "") && (process == "unknown" || process == "")
+		if unknown || unit == "other" || s.Value == 0 || keep != nil && !keep(s.Labels) {
 			continue
 		}
 		if best == nil || better(Owner{Unit: unit, Process: process, Sockets: s.Value}, *best) {
@@ -324,9 +326,14 @@ func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep fun
 	return best
 }
 
-// better reports whether a is a better owner to name than b.
+// better reports whether a is a better owner to name than b: a known
+// process first, then a known unit (the tracer names a process before the
+// cgroup of its socket is named), then the busier.
 func better(a, b Owner) bool {
 	if aKnown, bKnown := a.Process != "unknown", b.Process != "unknown"; aKnown != bKnown {
+		return aKnown
+	}
+	if aKnown, bKnown := a.Unit != "unknown", b.Unit != "unknown"; aKnown != bKnown {
 		return aKnown
 	}
 	return a.Sockets > b.Sockets || a.Sockets == b.Sockets && a.Unit < b.Unit
