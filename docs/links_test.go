@@ -9,15 +9,6 @@ import (
 	"testing"
 )
 
-// pendingDocs are documents the README and the docs link to that other
-// pieces of work write: until they land, a link to one is logged, not
-// failed. Once one exists, its links and anchors are checked as any other.
-var pendingDocs = map[string]string{
-	"docs/connections.md": "the connection tracer's (eBPF)",
-	"docs/reliability.md": "the hardening work's",
-	"docs/fleet.md":       "the fleet work's",
-}
-
 // markdownLink is an inline link or image, [text](target); its target has
 // no spaces.
 var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
@@ -46,10 +37,6 @@ func TestLinksResolve(t *testing.T) {
 				path = filepath.ToSlash(filepath.Clean(filepath.Join(filepath.Dir(source), file)))
 			}
 			if _, err := os.Stat(filepath.Join("..", path)); err != nil {
-				if why, ok := pendingDocs[path]; ok {
-					t.Logf("%s:%d: %s links to %s, %s, not written yet", source, l.line, l.target, path, why)
-					continue
-				}
 				t.Errorf("%s:%d: %s: no file %s", source, l.line, l.target, path)
 				continue
 			}
