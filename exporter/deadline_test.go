@@ -123,7 +123,7 @@ func TestBlockingProcfsFileIsBounded(t *testing.T) {
 	}
 	const timeout = 200 * time.Millisecond
 	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: timeout, Limits: census.Limits{}},
-		hostSources(fs, (&sockdiagtest.Conn{Sockets: fixtureSockets(t)}).Dial, nil), discard)
+		hostSources(fs, proc, (&sockdiagtest.Conn{Sockets: fixtureSockets(t)}).Dial, nil), discard)
 	if err != nil {
 		t.Fatal(err)
 	}

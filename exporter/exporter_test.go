@@ -49,7 +49,7 @@ func fixtureExporter(t testing.TB, procPath string, conn *sockdiagtest.Conn, lim
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := hostSources(fs, conn.Dial, ownerFixture{})
+	src := hostSources(fs, procPath, conn.Dial, ownerFixture{})
 	src.netDir = filepath.Join(procPath, "net")
 	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 2 * time.Second, Limits: limits}, src, discard)
 	if err != nil {
@@ -243,7 +243,7 @@ func TestInterruptedDumpIsRetried(t *testing.T) {
 func TestDeadlineBoundsTheCollection(t *testing.T) {
 	conn := &sockdiagtest.Conn{Block: true}
 	fs, _ := procfs.NewFS("testdata/proc")
-	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, hostSources(fs, conn.Dial, nil), discard)
+	e, err := newExporter(Options{Collectors: CollectorNames, Timeout: 100 * time.Millisecond}, hostSources(fs, "testdata/proc", conn.Dial, nil), discard)
 	if err != nil {
 		t.Fatal(err)
 	}

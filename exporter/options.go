@@ -90,7 +90,7 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		}
 	}
 	if !opts.Netns {
-		src := hostSources(fs, sockdiag.Dial, resolver)
+		src := hostSources(fs, opts.ProcPath, sockdiag.Dial, resolver)
 		src.closers = closers
 		src.netDir = filepath.Join(opts.ProcPath, "net")
 		host, err := namespaceCollectors(opts, src, nil)
@@ -105,7 +105,8 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 		return nil, fmt.Errorf("--path.procfs=%s: %w", opts.ProcPath, err)
 	}
 	namespaceSources := kernelSources{
-		fs:    fs,
+		fs:       fs,
+		procPath: opts.ProcPath,
 		netFS: threadFS,
 		proc:  func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
 		dial:  sockdiag.Dial,
@@ -211,9 +212,10 @@ func unitOfPID(procPath string, pid int) string {
 // kernelSources are what the collectors read: the running kernel's, or
 // fixtures in tests.
 type kernelSources struct {
-	// fs is the proc filesystem; /proc/sys/net under it shows the
-	// namespace of the thread that reads it.
-	fs procfs.FS
+	// fs is the proc filesystem, mounted at procPath; /proc/sys/net
+	// under it shows the namespace of the thread that reads it.
+	fs       procfs.FS
+	procPath string
 	// netFS and proc show the net/ files of the namespace to read:
 	// /proc and /proc/self on the host, /proc/thread-self and
 	// /proc/TID in another namespace.
@@ -229,9 +231,10 @@ type kernelSources struct {
 	closers *closerBook
 }
 
-// hostSources reads the network namespace of the process.
-func hostSources(fs procfs.FS, dial func() (sockdiag.Conn, error), owners OwnerResolver) kernelSources {
-	return kernelSources{fs: fs, netFS: fs, proc: fs.Self, dial: dial, owners: owners}
+// hostSources reads the network namespace of the process, through fs, the
+// proc filesystem mounted at procPath.
+func hostSources(fs procfs.FS, procPath string, dial func() (sockdiag.Conn, error), owners OwnerResolver) kernelSources {
+	return kernelSources{fs: fs, procPath: procPath, netFS: fs, proc: fs.Self, dial: dial, owners: owners}
 }
 
 // newExporter builds the collectors named in opts over src.
@@ -252,7 +255,7 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 		case "sockets":
 			sources := SocketsSources{
 				Dial:      src.dial,
-				Ephemeral: func() (census.EphemeralRange, error) { return readEphemeralRange(src.fs) },
+				Ephemeral: func() (census.EphemeralRange, error) { return readEphemeralRange(src.fs, src.procPath) },
 				Owners:    src.owners,
 			}
 			if src.closers != nil && src.owners != nil {
@@ -260,7 +263,7 @@ func namespaceCollectors(opts Options, src kernelSources, constLabels prometheus
 			}
 			collectors[name] = NewSocketsCollector(sources, opts.Limits, constLabels)
 		case "sysctl":
-			collectors[name] = NewSysctlCollector(src.fs, constLabels)
+			collectors[name] = NewSysctlCollector(src.fs, src.procPath, constLabels)
 		case "netstat":
 			collectors[name] = NewNetstatCollector(src.proc, constLabels)
 		case "sockstat":

@@ -43,6 +43,7 @@ var sysctlMetrics = []sysctlMetric{
 // size of the ephemeral port range.
 type SysctlCollector struct {
 	fs         procfs.FS
+	procPath   string
 	descs      []*prometheus.Desc
 	rangeMin   *prometheus.Desc
 	rangeMax   *prometheus.Desc
@@ -52,19 +53,18 @@ type SysctlCollector struct {
 	// itself, for the advice that adds ports to it.
 	reservedRange  *prometheus.Desc
 	reservedRanges *prometheus.Desc
-	// rangesCap is maxReservedRanges; a test lowers it.
-	rangesCap int
 }
 
 // maxReservedRanges bounds the series of tcpadvisor_ephemeral_ports_reserved_range_info:
 // the kernel's list can hold thousands of ranges, a host's usually holds a few.
 const maxReservedRanges = 64
 
-// NewSysctlCollector returns a collector reading /proc/sys under fs, with
+// NewSysctlCollector returns a collector reading /proc/sys under fs, the
+// proc filesystem mounted at procPath, with
 // constLabels on every series. The kernel resolves /proc/sys/net in the
 // network namespace of the thread that opens the file.
-func NewSysctlCollector(fs procfs.FS, constLabels prometheus.Labels) *SysctlCollector {
-	c := &SysctlCollector{fs: fs, rangesCap: maxReservedRanges}
+func NewSysctlCollector(fs procfs.FS, procPath string, constLabels prometheus.Labels) *SysctlCollector {
+	c := &SysctlCollector{fs: fs, procPath: procPath}
 	for _, m := range sysctlMetrics {
 		name := m.name
 		if name == "" {
@@ -105,7 +105,7 @@ func (c *SysctlCollector) Update(_ context.Context, ch chan<- prometheus.Metric)
 		ch <- prometheus.MustNewConstMetric(c.descs[i], prometheus.GaugeValue, float64(values[0]))
 	}
 
-	r, err := readEphemeralRange(c.fs)
+	r, err := readEphemeralRange(c.fs, c.procPath)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -115,7 +115,7 @@ func (c *SysctlCollector) Update(_ context.Context, ch chan<- prometheus.Metric)
 		ch <- prometheus.MustNewConstMetric(c.reservedIn, prometheus.GaugeValue, float64(r.ReservedInRange()))
 		ranges := r.Reserved.Ranges()
 		ch <- prometheus.MustNewConstMetric(c.reservedRanges, prometheus.GaugeValue, float64(len(ranges)))
-		for _, pr := range ranges[:min(len(ranges), c.rangesCap)] {
+		for _, pr := range ranges[:min(len(ranges), maxReservedRanges)] {
 			ch <- prometheus.MustNewConstMetric(c.reservedRange, prometheus.GaugeValue, 1, strconv.Itoa(int(pr.First)), strconv.Itoa(int(pr.Last)))
 		}
 	}
