@@ -145,6 +145,11 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 	}
 
 	isolated := os.Geteuid() == 0
+	if !isolated {
+		// The connection tracer needs CAP_BPF and CAP_PERFMON: rather than
+		// a warning per arm, the "not root" line says it is off.
+		cfg.Exporter.Collectors = slices.DeleteFunc(slices.Clone(cfg.Exporter.Collectors), func(c string) bool { return c == "connections" })
+	}
 	if err := workload.CheckPackages(cfg, isolated); err != nil {
 		return fail(err)
 	}
@@ -158,7 +163,7 @@ func (w *workloadCommand) run(args []string, opts exporter.Options, ruleFiles []
 			return append(slices.Clone(args), fmt.Sprintf("--%s=%d", armFlag, arm))
 		}, os.Stderr), "namespace"
 	} else {
-		fmt.Fprintf(os.Stderr, "%s: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports\n", programName)
+		fmt.Fprintf(os.Stderr, "%s: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports; the connection tracer is off\n", programName)
 	}
 	report, err := workload.Run(ctx, cfg, isolation, runArm)
 	if err != nil {

@@ -442,7 +442,7 @@ func TestIntegrationWorkloadUnprivileged(t *testing.T) {
 		t.Fatalf("workload as nobody: %v\n%s", err, stderr.String())
 	}
 	assertEmpty(t, tmp)
-	if want := "tcpadvisor: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports\n"; stderr.String() != want {
+	if want := "tcpadvisor: not root: the arms run on the host's loopback and change no sysctl; they share the host's TIME_WAIT, so each arm gets fresh server ports; the connection tracer is off\n"; stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 	var r workload.Report
