@@ -107,9 +107,9 @@ func NewFromOptions(opts Options, logger *slog.Logger) (*Exporter, error) {
 	namespaceSources := kernelSources{
 		fs:       fs,
 		procPath: opts.ProcPath,
-		netFS: threadFS,
-		proc:  func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
-		dial:  sockdiag.Dial,
+		netFS:    threadFS,
+		proc:     func() (procfs.Proc, error) { return fs.Proc(unix.Gettid()) },
+		dial:     sockdiag.Dial,
 		// The file of the namespace the reading thread entered.
 		netDir: filepath.Join(opts.ProcPath, "thread-self", "net"),
 	}
