@@ -15,6 +15,8 @@ package advisor
 import (
 	"fmt"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 )
 
 // ID names an advice. It is the `advice` label of the rules, the anchor of
@@ -101,12 +103,12 @@ type Service struct {
 	Owner *Owner `json:"owner,omitempty"`
 }
 
-// Owner is a systemd unit or container and a process name, as the exporter
-// attributes sockets (tcpadvisor_outbound_owner_sockets,
-// tcpadvisor_inbound_owner_sockets).
+// Owner is who an advice is about: a socket owner as the exporter
+// attributes it (a systemd unit or container and a process name, in
+// tcpadvisor_outbound_owner_sockets and the other owner series), with what
+// the advisor found of it.
 type Owner struct {
-	Unit    string `json:"unit"`
-	Process string `json:"process"`
+	owners.Owner
 	// Runtime is the process's language runtime, when the exporter could
 	// tell it (tcpadvisor_owner_runtime_info): "go", "python", ...
 	Runtime string  `json:"runtime,omitempty"`

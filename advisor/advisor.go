@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 )
 
 // Source is where advice comes from: the active alerts of the rules, and
@@ -316,8 +317,8 @@ func (a *Advisor) owner(ctx context.Context, t Target, q evidenceQuery, keep fun
 		if unknown || unit == "other" || s.Value == 0 || keep != nil && !keep(s.Labels) {
 			continue
 		}
-		if best == nil || better(Owner{Unit: unit, Process: process, Sockets: s.Value}, *best) {
-			best = &Owner{Unit: unit, Process: process, Sockets: s.Value}
+		if best == nil || better(Owner{Owner: owners.Owner{Unit: unit, Process: process}, Sockets: s.Value}, *best) {
+			best = &Owner{Owner: owners.Owner{Unit: unit, Process: process}, Sockets: s.Value}
 		}
 	}
 	if best != nil {

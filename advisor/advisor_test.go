@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 )
 
 var redis = map[string]string{"source_address": "10.0.0.1", "destination_address": "10.0.0.5", "destination_port": "6379"}
@@ -180,7 +181,7 @@ net.ipv4.ip_local_reserved_ports = 8080,27017,45000
 // process that open the connections, and keeps the fixes for that kind of
 // process; without them, it speaks of the host and keeps every fix.
 func TestAdviceNamesTheOwner(t *testing.T) {
-	owners := func(process string) string {
+	ownerSeries := func(process string) string {
 		return `
 tcpadvisor_outbound_owner_sockets{source_address="10.0.0.1",destination_address="10.0.0.5",destination_port="6379",owner="unknown",process="unknown"} 500
 tcpadvisor_outbound_owner_sockets{source_address="10.0.0.1",destination_address="10.0.0.5",destination_port="6379",owner="redis-client.service",process="` + process + `"} 300
@@ -196,21 +197,21 @@ tcpadvisor_outbound_owner_sockets{source_address="10.0.0.1",destination_address=
 		wantOwner   *Owner
 		wantFixLang []string
 	}{
-		{"python pool", "pool", redis, owners("python3"),
+		{"python pool", "pool", redis, ownerSeries("python3"),
 			"Unit redis-client.service (process python3) on this host opens a new TCP connection to the Redis server at 10.0.0.5:6379",
-			&Owner{Unit: "redis-client.service", Process: "python3", Sockets: 300}, []string{"python"}},
-		{"unrecognised process", "pool", redis, owners("redis-bench"),
+			&Owner{Owner: owners.Owner{Unit: "redis-client.service", Process: "python3"}, Sockets: 300}, []string{"python"}},
+		{"unrecognised process", "pool", redis, ownerSeries("redis-bench"),
 			"Unit redis-client.service (process redis-bench) on this host opens",
-			&Owner{Unit: "redis-client.service", Process: "redis-bench", Sockets: 300}, []string{"go", "python"}},
+			&Owner{Owner: owners.Owner{Unit: "redis-client.service", Process: "redis-bench"}, Sockets: 300}, []string{"go", "python"}},
 		{"no owners", "pool", redis, "",
 			"This host opens a new TCP connection", nil, []string{"go", "python"}},
-		{"go pool", "pool", redis, owners("redis-client"),
+		{"go pool", "pool", redis, ownerSeries("redis-client"),
 			"Unit redis-client.service (process redis-client) on this host opens",
-			&Owner{Unit: "redis-client.service", Process: "redis-client", Runtime: "go", Sockets: 300}, []string{"go"}},
+			&Owner{Owner: owners.Owner{Unit: "redis-client.service", Process: "redis-client"}, Runtime: "go", Sockets: 300}, []string{"go"}},
 		{"nginx without upstream keepalive", "upstream-keepalive", upstream,
 			`tcpadvisor_outbound_owner_sockets{source_address="127.0.0.1",destination_address="127.0.0.1",destination_port="5000",owner="nginx.service",process="nginx"} 900`,
 			"Unit nginx.service (process nginx) on this host opens a new HTTP connection to the HTTP server at 127.0.0.1:5000",
-			&Owner{Unit: "nginx.service", Process: "nginx", Sockets: 900}, []string{"nginx"}},
+			&Owner{Owner: owners.Owner{Unit: "nginx.service", Process: "nginx"}, Sockets: 900}, []string{"nginx"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 )
 
 // JoinWindow is how far back the server ends of flows are looked for: a
@@ -416,7 +417,7 @@ func busiestOwner(samples []engine.Sample, end *Endpoint) *advisor.Owner {
 			continue
 		}
 		if best == nil || s.Value > best.Sockets || s.Value == best.Sockets && unit < best.Unit {
-			best = &advisor.Owner{Unit: unit, Process: process, Sockets: s.Value}
+			best = &advisor.Owner{Owner: owners.Owner{Unit: unit, Process: process}, Sockets: s.Value}
 		}
 	}
 	return best

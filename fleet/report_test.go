@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 )
 
 // sample returns a series of labels given as name, value pairs.
@@ -25,7 +26,7 @@ func clientAdvice(instance, source, destination string) Advice {
 		Advice: advisor.Advice{
 			ID: advisor.Pool, Severity: "warning", State: "firing",
 			Target: map[string]string{"source_address": source, "destination_address": destination, "destination_port": "6379"},
-			Owner:  &advisor.Owner{Unit: "app.service", Process: "gunicorn", Sockets: 10},
+			Owner:  &advisor.Owner{Owner: owners.Owner{Unit: "app.service", Process: "gunicorn"}, Sockets: 10},
 		},
 		Instance: instance, Job: "tcpadvisor",
 	}
@@ -156,7 +157,7 @@ Read 42 series in 7 queries.
 func TestTextQuotesControlCharacters(t *testing.T) {
 	list := []Advice{{Advice: advisor.Advice{ID: advisor.Pool, Severity: "warning", State: "firing",
 		Target: map[string]string{"source_address": "10.0.0.1", "destination_address": "10.0.0.5\x1b[2J", "destination_port": "6379"},
-		Owner:  &advisor.Owner{Unit: "app.service", Process: "app\x1b]0;pwned\a"}}, Instance: "app-1\r"}}
+		Owner:  &advisor.Owner{Owner: owners.Owner{Unit: "app.service", Process: "app\x1b]0;pwned\a"}}}, Instance: "app-1\r"}}
 	var b strings.Builder
 	if err := Text(&b, Report{Prometheus: "http://p:9090", Advice: list}); err != nil {
 		t.Fatal(err)

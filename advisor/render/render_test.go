@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
+	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/internal/term"
 )
 
@@ -79,9 +80,9 @@ func TestJSONSchema(t *testing.T) {
 // escapes and line breaks.
 func hostileReport() advisor.Report {
 	r := sampleReport()
-	r.Advice[0].Owner = &advisor.Owner{Unit: "evil\x1b]0;pwned\a.service", Process: "\x1b[31mredis\x1b[0m\nfake line", Sockets: 26250}
+	r.Advice[0].Owner = &advisor.Owner{Owner: owners.Owner{Unit: "evil\x1b]0;pwned\a.service", Process: "\x1b[31mredis\x1b[0m\nfake line"}, Sockets: 26250}
 	r.Advice[0].Target["destination_address"] = "10.0.0.5\x1b[2J"
-	r.Advice[0].Client = &advisor.Owner{Unit: "app.service", Process: "app\x1b[1m", Sockets: 26250}
+	r.Advice[0].Client = &advisor.Owner{Owner: owners.Owner{Unit: "app.service", Process: "app\x1b[1m"}, Sockets: 26250}
 	r.Advice[0].Server = &advisor.Service{Address: "10.0.0.5", Port: "6379", Name: "redis\x1b[5m", Protocol: "redis", KnownBy: "listener"}
 	r.Advice[0].Alerts = []string{"TcpadvisorEphemeralPortPressure", "TcpadvisorConnectionPerRequest"}
 	r.Advice[0].Summary = "Ephemeral ports toward 10.0.0.5\x1b[2J:6379 at 93%\r"

@@ -42,10 +42,10 @@ var UnknownOwner = Owner{Unit: Unknown, Process: Unknown}
 type Owner struct {
 	// Unit is the systemd unit or container, e.g. "nginx.service",
 	// "docker:3f2a9c1b7d4e", "pod:<uid>", or Unknown.
-	Unit string
+	Unit string `json:"unit"`
 	// Process is the process name (/proc/PID/comm), e.g. "nginx",
 	// "python3", or Unknown.
-	Process string
+	Process string `json:"process"`
 }
 
 const (
