@@ -471,7 +471,7 @@ func netnsFamilies(t *testing.T) []*dto.MetricFamily {
 				Ephemeral: func() (census.EphemeralRange, error) { return ranges[ns.Name], nil },
 				Owners:    fixtureOwners{},
 			}, census.Limits{TopDestinations: 3, MaxServicePorts: 4, TopOwners: 3}, labels),
-			"sysctl":   exporter.NewSysctlCollector(fs, labels),
+			"sysctl":   exporter.NewSysctlCollector(fs, fixtureDir+"/proc", labels),
 			"netstat":  exporter.NewNetstatCollector(fs.Self, labels),
 			"sockstat": exporter.NewSockstatCollector(fs, labels),
 		}, nil
