@@ -162,7 +162,7 @@ func checkArm3(t *testing.T, a3 workload.ArmResult, app string) {
 		// keeps 15 bytes of a process name.
 		server = filepath.Base(binary)[:min(15, len(filepath.Base(binary)))]
 	}
-	named := false
+	named, clientNamed := false, false
 	for _, f := range a3.Advice {
 		if !aboutApp(f) {
 			continue
@@ -170,17 +170,24 @@ func checkArm3(t *testing.T, a3 workload.ArmResult, app string) {
 		if f.ID != "upstream-keepalive" {
 			t.Errorf("arm 3 fired %s about the app at %s (%+v): one flow, one advice, upstream-keepalive", f.ID, a3.App, f)
 		}
-		// nginx's upstream connections live a few milliseconds: the
-		// sock_diag snapshot rarely finds the process of one before it
-		// is gone, and then names its unit only, with process
-		// "unknown". Where it names a process, it must be nginx.
+		// nginx's upstream connections live a few milliseconds: without
+		// the connection tracer, the sock_diag snapshot rarely finds the
+		// process of one before it is gone, and then names its unit only,
+		// with process "unknown". Where it names a process, it must be
+		// nginx.
 		if f.Client != "" && f.Client != "unknown" && f.Client != "nginx" {
 			t.Errorf("arm 3 advice %+v names client %s, want nginx", f, f.Client)
 		}
 		named = named || f.Server == server
+		clientNamed = clientNamed || f.Client == "nginx"
 	}
 	if !named {
 		t.Errorf("arm 3 fired %+v, want upstream-keepalive toward the app at %s naming its server %s", a3.Advice, a3.App, server)
+	}
+	// With the tracer, which sees nginx open every upstream connection, the
+	// advice names both ends.
+	if a3.Tracer != nil && !clientNamed {
+		t.Errorf("arm 3 fired %+v with the connection tracer up, want the advice to name its client, nginx", a3.Advice)
 	}
 }
 

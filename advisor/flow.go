@@ -78,12 +78,17 @@ func (a *Advisor) server(ctx context.Context, t Target, local bool) *Service {
 }
 
 // localClient returns the busiest owner on this host of connections toward
-// the target's service port: the client of the flow its server sees.
+// the target's service port: the client of the flow its server sees; from
+// the sockets it holds, else from the connections the tracer saw it open.
 func (a *Advisor) localClient(ctx context.Context, t Target) *Owner {
-	q := evidenceQuery{expr: "tcpadvisor_outbound_owner_sockets", match: map[string]string{"destination_port": t.Port}}
-	return a.owner(ctx, t, q, func(l map[string]string) bool {
+	match := map[string]string{"destination_port": t.Port}
+	local := func(l map[string]string) bool {
 		return Target{SourceAddress: l["source_address"], DestinationAddress: l["destination_address"]}.destinationIsLocal()
-	})
+	}
+	if o := a.owner(ctx, t, evidenceQuery{expr: "tcpadvisor_outbound_owner_sockets", match: match}, local); o != nil {
+		return o
+	}
+	return a.owner(ctx, t, evidenceQuery{expr: "tcpadvisor_outbound_connections_opened_total", match: match}, local)
 }
 
 // listener returns the owner of the listening socket on a port of the
