@@ -7,15 +7,13 @@ import (
 	"time"
 
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
 	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/internal/cliflag"
 )
 
 // DefaultTimeout is the default --collector.timeout.
 const DefaultTimeout = 10 * time.Second
-
-// DefaultNetnsMax is the default --collector.netns.max.
-const DefaultNetnsMax = 64
 
 // Flags are the collectors' command-line flags; Options turns them into
 // the exporter's Options once they are parsed.
@@ -84,7 +82,7 @@ func AddFlags(g cliflag.Group) *Flags {
 		"Collect the sockets, sysctl, netstat and sockstat metrics of every network namespace of the host (from /proc/*/ns/net and /run/netns), each series labelled netns. Needs CAP_SYS_ADMIN and CAP_SYS_PTRACE.").Default("false").Bool()
 	f.netnsMax = cliflag.Int(g, "collector.netns.max",
 		"Network namespaces collected at most, the exporter's own first; the rest are counted in tcpadvisor_netns_over_limit.",
-		DefaultNetnsMax, 1)
+		netns.DefaultMax, 1)
 	f.runNetnsPath = g.Flag("path.run-netns", "Where ip netns keeps named network namespaces.").Default("/run/netns").String()
 	f.tracerBTFPath = g.Flag("collector.connections.btf-path",
 		"A BTF file describing the running kernel, for the connection tracer on kernels without /sys/kernel/btf/vmlinux (tests point it at a missing file to run without BTF).").Hidden().Default("").String()

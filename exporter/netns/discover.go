@@ -17,6 +17,11 @@ import (
 // HostName is the name of the exporter's own network namespace.
 const HostName = "host"
 
+// DefaultMax is how many network namespaces are collected at most by
+// default (--collector.netns.max): the sockets collector's and the
+// connection tracer's series per namespace are multiplied by it.
+const DefaultMax = 64
+
 // Namespace is one network namespace of the host, as Discover found it.
 type Namespace struct {
 	// Name is the label value: HostName for the exporter's own namespace;

@@ -3,6 +3,9 @@ package tracer
 import (
 	"net/netip"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/exporter/census"
+	"github.com/tcpadvisor/tcpadvisor/exporter/netns"
 )
 
 // Owner is who opened outbound connections: the cgroup (v2) ID of their
@@ -41,12 +44,13 @@ type Limits struct {
 	IdleAfter time.Duration
 }
 
-// The defaults of Limits.
+// The defaults of Limits: the census's and the namespaces' own, whose
+// flags bound the tracer's series too.
 const (
-	DefaultNamespaces   = 64
-	DefaultDestinations = 20
-	DefaultOwners       = 3
-	DefaultPorts        = 100
+	DefaultNamespaces   = netns.DefaultMax
+	DefaultDestinations = census.DefaultTopDestinations
+	DefaultOwners       = census.DefaultTopOwners
+	DefaultPorts        = census.DefaultMaxServicePorts
 	DefaultIdleAfter    = 10 * time.Minute
 )
 
