@@ -8,9 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +18,9 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter"
 	"github.com/tcpadvisor/tcpadvisor/exporter/census"
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
+	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"github.com/tcpadvisor/tcpadvisor/internal/pipeline"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 )
 
 // churnClientEnv makes the test binary a per-request client: it listens on
@@ -93,36 +93,14 @@ func runChurnClient() int {
 // names it; the churn is one pool advice that names it too, from the
 // tracer, although its connections live a millisecond.
 func TestIntegrationTracerAdvice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load the tracer and make a network namespace; run ./test.sh as root")
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs ip (Debian package iproute2); ./test.sh installs it")
-	}
 	netns := fmt.Sprintf("tcpadv-advice-%d", os.Getpid())
-	if out, err := exec.Command(ip, "netns", "add", netns).CombinedOutput(); err != nil {
-		t.Skipf("cannot make a network namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(ip, "netns", "delete", netns).Run() })
-	for _, cmd := range [][]string{
-		{"-n", netns, "link", "set", "lo", "up"},
-		{"netns", "exec", netns, "sh", "-c", "echo 40000 40009 > /proc/sys/net/ipv4/ip_local_port_range && echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse"},
-	} {
-		if out, err := exec.Command(ip, cmd...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
+	netnstest.Add(t, netns, "net.ipv4.ip_local_port_range", "40000 40009", "net.ipv4.tcp_tw_reuse", "0")
 
 	// The client's cgroup exists before the exporter's first walk of the
 	// cgroup tree names every unit: a later one is named by a walk at most
 	// every 10 s.
 	unit := fmt.Sprintf("tcpadvisor-advicetest-%d.service", os.Getpid())
-	cgroup, err := os.Open(cgrouptest.Child(t, unit))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cgroup.Close()
+	cgroup := cgrouptest.Child(t, unit)
 	p, err := pipeline.New(pipeline.Options{
 		Exporter: exporter.Options{
 			ProcPath: "/proc", Collectors: exporter.CollectorNames, Timeout: 5 * time.Second,
@@ -139,13 +117,9 @@ func TestIntegrationTracerAdvice(t *testing.T) {
 		t.Skip("the connection tracer does not load here (see tcpadvisor_tracer_down_reason)")
 	}
 
-	client := filepath.Join(t.TempDir(), churnProcess)
-	if err := os.Symlink(os.Args[0], client); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(ip, "netns", "exec", netns, client)
+	cmd := exec.Command("ip", "netns", "exec", netns, proctest.Renamed(t, churnProcess))
 	cmd.Env = append(os.Environ(), churnClientEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
+	cmd.SysProcAttr = cgrouptest.Into(t, cgroup)
 	cmd.Stderr = os.Stderr
 	var out strings.Builder
 	cmd.Stdout = &out

@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
+	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -140,25 +140,10 @@ func TestIntegrationConnections(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load the tracer and make a network namespace")
 	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs ip (Debian package iproute2)")
-	}
 	unit := fmt.Sprintf("tcpadvisor-conntest-%d.service", os.Getpid())
 	cgroup := cgrouptest.Child(t, unit)
 	netnsName := fmt.Sprintf("tcpadv-conn-%d", os.Getpid())
-	if out, err := exec.Command(ip, "netns", "add", netnsName).CombinedOutput(); err != nil {
-		t.Skipf("cannot make a network namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(ip, "netns", "delete", netnsName).Run() })
-	for _, cmd := range [][]string{
-		{"-n", netnsName, "link", "set", "lo", "up"},
-		{"netns", "exec", netnsName, "sh", "-c", fmt.Sprintf("echo %s > /proc/sys/net/ipv4/ip_local_port_range && echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse", connectRange)},
-	} {
-		if out, err := exec.Command(ip, cmd...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
+	netnstest.Add(t, netnsName, "net.ipv4.ip_local_port_range", connectRange, "net.ipv4.tcp_tw_reuse", "0")
 
 	e, err := NewFromOptions(Options{
 		ProcPath: "/proc", Collectors: []string{"connections"}, Timeout: 5 * time.Second,
@@ -176,18 +161,9 @@ func TestIntegrationConnections(t *testing.T) {
 	// The client runs under a name of its own, in its cgroup from its
 	// first instruction on (clone3 with CLONE_INTO_CGROUP).
 	process := "tcpadv-client"
-	client := filepath.Join(t.TempDir(), process)
-	if err := os.Symlink(os.Args[0], client); err != nil {
-		t.Fatal(err)
-	}
-	cgroupDir, err := os.Open(cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cgroupDir.Close()
-	cmd := exec.Command(ip, "netns", "exec", netnsName, client)
+	cmd := exec.Command("ip", "netns", "exec", netnsName, proctest.Renamed(t, process))
 	cmd.Env = append(os.Environ(), connectClientEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroupDir.Fd())}
+	cmd.SysProcAttr = cgrouptest.Into(t, cgroup)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -375,18 +351,9 @@ func TestIntegrationTimeWaitOwner(t *testing.T) {
 		t.Skip("the tracer is not up here")
 	}
 
-	client := filepath.Join(t.TempDir(), churnProcessName)
-	if err := os.Symlink(os.Args[0], client); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.Open(cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
-	cmd := exec.Command(client)
+	cmd := exec.Command(proctest.Renamed(t, churnProcessName))
 	cmd.Env = append(os.Environ(), churnAddrEnv+"="+ln.Addr().String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	cmd.SysProcAttr = cgrouptest.Into(t, cgroup)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("client: %v: %s", err, out)
 	}
@@ -430,12 +397,7 @@ func TestIntegrationTracedOwner(t *testing.T) {
 	}
 	unit := fmt.Sprintf("tcpadvisor-sharedtest-%d.service", os.Getpid())
 	cgroup := cgrouptest.Child(t, unit)
-	dir, err := os.Open(cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
-	inCgroup := &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	inCgroup := cgrouptest.Into(t, cgroup)
 	// The other process of the cgroup, as a shell beside an application.
 	neighbour := exec.Command("sleep", "60")
 	neighbour.SysProcAttr = inCgroup
@@ -462,32 +424,9 @@ func TestIntegrationTracedOwner(t *testing.T) {
 	}
 
 	const connections, process = 5, "tcpadv-holder"
-	client := filepath.Join(t.TempDir(), process)
-	if err := os.Symlink(os.Args[0], client); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(client)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", ownerHelperEnv, connections), ownerAddrEnv+"="+ln.Addr().String())
+	cmd := exec.Command(proctest.Renamed(t, process))
 	cmd.SysProcAttr = inCgroup
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	fmt.Fprintln(stdin)
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ok\n" {
-		t.Fatalf("the client did not connect: %q", line)
-	}
+	startHolder(t, cmd, connections, ln.Addr().String())()
 	key := series("tcpadvisor_outbound_owner_sockets", "destination_address", "127.0.0.1", "destination_port", strconv.Itoa(int(server.Port())),
 		"owner", unit, "process", process, "source_address", "127.0.0.1")
 	if values := gather(t, e); values[key] != connections {

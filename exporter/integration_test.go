@@ -369,6 +369,37 @@ func TestIntegrationPortPressure(t *testing.T) {
 }
 
 // ownerHelperEnv makes the test binary a client for
+// startHolder starts cmd, the test binary, as a client that holds
+// connections open toward addr until the test ends, and returns the
+// function that has it connect and waits until it has. Cleanups run last
+// first: the client ends before a cgroup made earlier goes.
+func startHolder(t *testing.T, cmd *exec.Cmd, connections int, addr string) (connect func()) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", ownerHelperEnv, connections), ownerAddrEnv+"="+addr)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	return func() {
+		t.Helper()
+		fmt.Fprintln(stdin)
+		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ok\n" {
+			t.Fatalf("the client did not connect: %q", line)
+		}
+	}
+}
+
 // TestIntegrationOwners: it waits for a line on stdin, opens the number of
 // connections the variable gives to the address in ownerAddrEnv, says "ok"
 // and holds them until stdin closes.
@@ -422,32 +453,13 @@ func TestIntegrationOwners(t *testing.T) {
 	ln := netnstest.Serve(t, "127.0.0.1:0", netnstest.Discard)
 	const connections = 5
 	client := exec.Command(os.Args[0])
-	client.Env = append(os.Environ(), fmt.Sprintf("%s=%d", ownerHelperEnv, connections), ownerAddrEnv+"="+ln.Addr().String())
-	stdin, err := client.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := client.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last first: the client ends before its cgroup goes.
-	t.Cleanup(func() {
-		stdin.Close()
-		client.Wait()
-	})
+	connect := startHolder(t, client, connections, ln.Addr().String())
 	// A socket belongs to the cgroup of the task that creates it: move
 	// the client before it connects.
 	if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(client.Process.Pid)), 0o644); err != nil {
 		t.Skipf("cannot move a process into a cgroup v2 child: %v", err)
 	}
-	fmt.Fprintln(stdin)
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ok\n" {
-		t.Fatalf("the client did not connect: %q", line)
-	}
+	connect()
 
 	server := netip.MustParseAddrPort(ln.Addr().String())
 	e, err := NewFromOptions(Options{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,4 +68,18 @@ func remove(t testing.TB, dir string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Into returns the attributes that start a process in the cgroup dir from
+// its first instruction on (clone3 with CLONE_INTO_CGROUP), so that every
+// socket it makes belongs to it. The directory stays open until the test
+// ends.
+func Into(t testing.TB, dir string) *syscall.SysProcAttr {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
 }

@@ -135,3 +135,34 @@ func FreeAddress(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// Add makes the named network namespace name (as ip netns add does), with
+// loopback up and the sysctls given as name, value pairs set in it, for a
+// test that runs programs in it while it stays in its own; the namespace is
+// deleted when the test ends. It skips the test where a namespace cannot be
+// made.
+func Add(t *testing.T, name string, sysctls ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a network namespace; run ./test.sh as root")
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("needs ip (Debian package iproute2); ./test.sh installs it")
+	}
+	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("cannot make a network namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ip, "netns", "delete", name).Run() })
+	script := "ip link set lo up"
+	for i := 0; i+1 < len(sysctls); i += 2 {
+		path, err := sysctl.Path(sysctl.DefaultProcPath, sysctls[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		script += fmt.Sprintf(" && echo %q > %s", sysctls[i+1], path)
+	}
+	if out, err := exec.Command(ip, "netns", "exec", name, "sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("set up network namespace %s (%s): %v: %s", name, script, err, out)
+	}
+}
