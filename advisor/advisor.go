@@ -217,10 +217,8 @@ func (a *Advisor) advise(ctx context.Context, alert engine.Alert) Advice {
 	switch {
 	case isChurn(adv.ID):
 		d = a.churn(ctx, &adv, &s)
-	case d.flow && t.Outbound():
-		s.server = a.server(ctx, t, t.destinationIsLocal())
-		s.client = s.owner
-		adv.Client, adv.Server = s.client, s.server
+	case d.flow:
+		a.nameEnds(ctx, &adv, &s)
 	}
 	evidence := a.evidence(ctx, t, d.evidence(t)...)
 	adv.Evidence = append(evidence, adv.Evidence...)

@@ -18,14 +18,7 @@ func isChurn(id ID) bool { return id == Pool || id == UpstreamKeepalive }
 // definition of the advice chosen.
 func (a *Advisor) churn(ctx context.Context, adv *Advice, s *situation) *definition {
 	t := s.target
-	local := !t.Outbound() || t.destinationIsLocal()
-	s.server = a.server(ctx, t, local)
-	s.client = s.owner
-	if !t.Outbound() {
-		s.client = a.localClient(ctx, t)
-	}
-	adv.Client, adv.Server = s.client, s.server
-
+	local := a.nameEnds(ctx, adv, s)
 	switch s.server.Protocol {
 	case "":
 	case protocolHTTP:
@@ -44,6 +37,22 @@ func (a *Advisor) churn(ctx context.Context, adv *Advice, s *situation) *definit
 	}
 	adv.flowKey = key
 	return registry[adv.ID]
+}
+
+// nameEnds names the two ends of the target's flow in the situation and the
+// advice: its server (and protocol), and its client, the target's owner or,
+// seen from the server's port, the local process that connects to it. It
+// reports whether the flow stays on this host.
+func (a *Advisor) nameEnds(ctx context.Context, adv *Advice, s *situation) (local bool) {
+	t := s.target
+	local = !t.Outbound() || t.destinationIsLocal()
+	s.server = a.server(ctx, t, local)
+	s.client = s.owner
+	if !t.Outbound() {
+		s.client = a.localClient(ctx, t)
+	}
+	adv.Client, adv.Server = s.client, s.server
+	return local
 }
 
 // server names what serves the target's service port and its protocol:
