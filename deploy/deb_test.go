@@ -32,6 +32,7 @@ var debFiles = map[string]fs.FileMode{
 	"/usr/share/doc/tcpadvisor/examples/alertmanager.yml":      0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       0o644,
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.json": 0o644,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": 0o644,
 }
 
@@ -60,6 +61,7 @@ var debSources = map[string]string{
 	"/etc/default/tcpadvisor":                                  defaultsFile,
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.rules.yml":  "../rules/tcpadvisor.rules.yml",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor.json":       "../dashboards/tcpadvisor.json",
+	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.json": "../dashboards/tcpadvisor-netns.json",
 	"/usr/share/doc/tcpadvisor/examples/tcpadvisor-netns.conf": netnsDropInFile,
 	"/usr/share/doc/tcpadvisor/README.md":                      "../README.md",
 	"/usr/share/doc/tcpadvisor/LICENSE":                        "../LICENSE",

@@ -93,6 +93,7 @@ chmod 0644 "$stage/usr/share/man/man1/tcpadvisor.1.gz"
 # The rule file is a link in deploy/prometheus: copy what it points to.
 install -m 0644 "$repo/deploy/prometheus/prometheus.yml" "$repo/deploy/prometheus/alertmanager.yml" \
 	"$repo/rules/tcpadvisor.rules.yml" "$repo/dashboards/tcpadvisor.json" \
+	"$repo/dashboards/tcpadvisor-netns.json" \
 	"$repo/deploy/systemd/tcpadvisor-netns.conf" "$doc/examples/"
 
 install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$stage/DEBIAN/"
