@@ -144,20 +144,9 @@ func (f *fleetCommand) run(logger *slog.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	server := &http.Server{Handler: mux}
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		server.Shutdown(shutdownCtx)
-	}()
+	// The daemon's limits: a report waits at most --timeout for the
+	// server, as a scrape waits for its collectors.
+	limits := defaultHTTPLimits(*f.prometheus.timeout)
 	logger.Info("starting tcpadvisor fleet", "prometheus", *f.prometheus.url, "version", version.Info())
-	err = web.ListenAndServe(server, f.web, logger)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("--web.listen-address=%v: address already in use; stop what listens there or choose another address", *f.web.WebListenAddresses)
-	}
-	return err
+	return serveHTTP(ctx, newHTTPServer(mux, limits, logger), f.web, limits.shutdownGrace, logger)
 }

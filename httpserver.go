@@ -62,11 +62,15 @@ func defaultHTTPLimits(collectorTimeout time.Duration) httpLimits {
 	}
 }
 
-// newHTTPServer returns a server of handler within limits.
-func newHTTPServer(handler http.Handler, limits httpLimits) *http.Server {
+// newHTTPServer returns a server of handler within limits. What the server
+// itself reports (a failed TLS handshake, an accept error) goes to logger
+// at error level, as Prometheus' own server does, not to the standard log
+// in another format.
+func newHTTPServer(handler http.Handler, limits httpLimits, logger *slog.Logger) *http.Server {
 	connections := newConnCap(limits.maxConnections)
 	return &http.Server{
 		Handler:           connections.track(handler),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ReadHeaderTimeout: limits.readHeaderTimeout,
 		ReadTimeout:       limits.readTimeout,
 		WriteTimeout:      limits.writeTimeout,

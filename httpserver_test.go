@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +19,7 @@ func startHTTPServer(t *testing.T, handler http.Handler, limits httpLimits) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := newHTTPServer(handler, limits)
+	server := newHTTPServer(handler, limits, slog.New(slog.DiscardHandler))
 	go server.Serve(ln)
 	t.Cleanup(func() { server.Close() })
 	return ln.Addr().String()

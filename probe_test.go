@@ -44,13 +44,14 @@ type probedDaemon struct {
 	exited chan error
 }
 
-// startProbed starts the daemon, behind the command line prefix wrapper
-// (setpriv, prlimit) when given, on a free port, and waits until it serves.
-// It is killed when the test ends if it still runs.
+// startProbed starts tcpadvisor with args (the daemon, or a command and
+// its flags), behind the command line prefix wrapper (setpriv, prlimit)
+// when given, on a free port, and waits until it serves. It is killed when
+// the test ends if it still runs.
 func startProbed(t *testing.T, wrapper []string, args ...string) *probedDaemon {
 	t.Helper()
 	d := &probedDaemon{addr: netnstest.FreeAddress(t), stderr: &proctest.SyncBuffer{}, exited: make(chan error, 1)}
-	argv := append(append(append([]string{}, wrapper...), binary, "--web.listen-address="+d.addr), args...)
+	argv := append(append(append([]string{}, wrapper...), binary), append(args, "--web.listen-address="+d.addr)...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
@@ -526,17 +527,8 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	if err != nil {
 		t.Skip("needs prlimit (Debian package util-linux)")
 	}
-	dir := t.TempDir()
-	certPEM, keyPEM := selfSignedCertificate(t)
-	for name, content := range map[string][]byte{
-		"tls.crt": certPEM, "tls.key": keyPEM,
-		"web.yml": []byte("tls_server_config:\n  cert_file: " + filepath.Join(dir, "tls.crt") + "\n  key_file: " + filepath.Join(dir, "tls.key") + "\n"),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+filepath.Join(dir, "web.yml"), "--log.level=error")
+	webConfig, certPEM := tlsWebConfig(t)
+	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+webConfig, "--log.level=error")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -564,6 +556,88 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `tcpadvisor_scrape_collector_success{collector="sockets"} 1`) {
 		t.Errorf("HTTPS scrape behind silent clients: %s, sockets collector success missing", resp.Status)
+	}
+}
+
+// tlsWebConfig writes a --web.config.file that serves TLS with a
+// self-signed certificate for 127.0.0.1, and returns its path and the
+// certificate, in PEM.
+func tlsWebConfig(t *testing.T) (path string, certPEM []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedCertificate(t)
+	for name, content := range map[string][]byte{
+		"tls.crt": certPEM, "tls.key": keyPEM,
+		"web.yml": []byte("tls_server_config:\n  cert_file: " + filepath.Join(dir, "tls.crt") + "\n  key_file: " + filepath.Join(dir, "tls.key") + "\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "web.yml"), certPEM
+}
+
+// TestIntegrationProbeServerErrorsAreLogged: what the HTTP server itself
+// reports, such as clients that connect to the TLS port and close before
+// their hello (a port scanner, a load balancer's TCP check), is logged as
+// the daemon logs, one JSON object per line with --log.format=json, not in
+// the standard log's format.
+func TestIntegrationProbeServerErrorsAreLogged(t *testing.T) {
+	webConfig, _ := tlsWebConfig(t)
+	d := startProbed(t, nil, "--web.config.file="+webConfig, "--log.format=json", "--log.level=error")
+	for range 3 {
+		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(d.stderr.String(), "TLS handshake error") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS handshake error logged within 5 s of 3 aborted handshakes:\n%s", d.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(d.stderr.String()), "\n") {
+		var entry struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &entry); err != nil || entry.Level == "" || entry.Msg == "" {
+			t.Errorf("stderr line %q is not a JSON log entry with a level and a msg (%v)", line, err)
+		}
+	}
+}
+
+// TestIntegrationProbeFleetSlowClients gives tcpadvisor fleet 64 file
+// descriptors (a cap of 32 connections) and opens 100 half-sent requests:
+// its landing page is still served, as the daemon's is behind the same
+// limits.
+func TestIntegrationProbeFleetSlowClients(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (Debian package util-linux)")
+	}
+	// The page answers without the server: only /advice asks it.
+	d := startProbed(t, []string{prlimit, "--nofile=64:64"}, "fleet", "--prometheus.url=http://"+netnstest.FreeAddress(t), "--log.level=error")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 100 {
+		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n")
+	}
+	if len(conns) < 80 {
+		t.Fatalf("only %d slow clients connected: the test would prove nothing", len(conns))
+	}
+	code, body, err := d.get("/", 5*time.Second)
+	if err != nil || code != 200 || !strings.Contains(body, "tcpadvisor fleet") {
+		t.Fatalf("fleet landing page behind %d slow clients: %d, %v\n%s", len(conns), code, err, d.stderr)
 	}
 }
 

@@ -114,7 +114,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	// alerts.
 	limits := defaultHTTPLimits(opts.Timeout)
 	logger.Debug("HTTP limits", "max_connections", limits.maxConnections, "read_header_timeout", limits.readHeaderTimeout, "write_timeout", limits.writeTimeout)
-	return serveHTTP(ctx, newHTTPServer(handler, limits), s.web, limits.shutdownGrace, logger)
+	return serveHTTP(ctx, newHTTPServer(handler, limits, logger), s.web, limits.shutdownGrace, logger)
 }
 
 // instance is the instance label of the advisor's samples: this host and
