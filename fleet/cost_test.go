@@ -6,7 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,9 +72,11 @@ func newTestClient(t testing.TB, url, match string) *Client {
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // TestIntegrationFleetCost: the advice of fifty instances takes as many
-// queries as the advice of one: none is asked per host.
+// queries as the advice of one: none is asked per host; and readers of the
+// fleet page at once cost the server one report.
 func TestIntegrationFleetCost(t *testing.T) {
 	url := startSyntheticFleet(t)
+	t.Run("readers at once share a report", func(t *testing.T) { testReadersShareAReport(t, url) })
 	one := newTestClient(t, url, `{instance="host-07"}`)
 	oneReport, err := Build(context.Background(), one, time.Now(), discard)
 	if err != nil {
@@ -99,6 +106,64 @@ func TestIntegrationFleetCost(t *testing.T) {
 	}
 	if allReport.Cost.Series > instances*oneReport.Cost.Series {
 		t.Errorf("%d series read for %d instances, more than %d times the %d of one", allReport.Cost.Series, instances, instances, oneReport.Cost.Series)
+	}
+}
+
+// testReadersShareAReport serves the fleet page from the Prometheus at url
+// behind a proxy that counts the requests and delays each by 100 ms (the
+// fault injected, so that readers arrive while a report is built): ten
+// readers at once ask the server what one reader alone asks, and all get
+// the same report.
+func testReadersShareAReport(t *testing.T, url string) {
+	target, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		proxy.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	page := httptest.NewServer(Handler(newTestClient(t, slow.URL, ""), 30*time.Second, discard))
+	defer page.Close()
+	read := func() (string, error) {
+		resp, err := http.Get(page.URL + "/advice?format=json")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		return string(body), err
+	}
+	if _, err := read(); err != nil {
+		t.Fatal(err)
+	}
+	alone := requests.Swap(0)
+
+	const readers = 10
+	bodies := make([]string, readers)
+	errs := make([]error, readers)
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Go(func() { bodies[i], errs[i] = read() })
+	}
+	wg.Wait()
+	for i := range readers {
+		if errs[i] != nil {
+			t.Fatalf("reader %d: %v", i, errs[i])
+		}
+		if bodies[i] != bodies[0] {
+			t.Errorf("reader %d got another report than reader 0", i)
+		}
+	}
+	if together := requests.Load(); together != alone {
+		t.Errorf("%d readers at once made %d requests to the server, one reader alone %d: want the same", readers, together, alone)
 	}
 }
 
