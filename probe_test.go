@@ -5,17 +5,9 @@ package main
 // --collector.netns without CAP_SYS_ADMIN. Each test bounds its own time.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +25,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
+	"github.com/tcpadvisor/tcpadvisor/internal/tlstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -527,8 +520,8 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	if err != nil {
 		t.Skip("needs prlimit (Debian package util-linux)")
 	}
-	webConfig, certPEM := tlsWebConfig(t)
-	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+webConfig, "--log.level=error")
+	server := tlstest.WriteServer(t, "")
+	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+server.WebConfig, "--log.level=error")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -545,9 +538,7 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	if len(conns) < 200 {
 		t.Fatalf("only %d silent clients connected: the test would prove nothing", len(conns))
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := server.Client(5 * time.Second)
 	resp, err := client.Get("https://" + d.addr + "/metrics")
 	if err != nil {
 		t.Fatalf("HTTPS scrape behind %d silent clients: %v\n%s", len(conns), err, d.stderr)
@@ -559,32 +550,13 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	}
 }
 
-// tlsWebConfig writes a --web.config.file that serves TLS with a
-// self-signed certificate for 127.0.0.1, and returns its path and the
-// certificate, in PEM.
-func tlsWebConfig(t *testing.T) (path string, certPEM []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	certPEM, keyPEM := selfSignedCertificate(t)
-	for name, content := range map[string][]byte{
-		"tls.crt": certPEM, "tls.key": keyPEM,
-		"web.yml": []byte("tls_server_config:\n  cert_file: " + filepath.Join(dir, "tls.crt") + "\n  key_file: " + filepath.Join(dir, "tls.key") + "\n"),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(dir, "web.yml"), certPEM
-}
-
 // TestIntegrationProbeServerErrorsAreLogged: what the HTTP server itself
 // reports, such as clients that connect to the TLS port and close before
 // their hello (a port scanner, a load balancer's TCP check), is logged as
 // the daemon logs, one JSON object per line with --log.format=json, not in
 // the standard log's format.
 func TestIntegrationProbeServerErrorsAreLogged(t *testing.T) {
-	webConfig, _ := tlsWebConfig(t)
-	d := startProbed(t, nil, "--web.config.file="+webConfig, "--log.format=json", "--log.level=error")
+	d := startProbed(t, nil, "--web.config.file="+tlstest.WriteServer(t, "").WebConfig, "--log.format=json", "--log.level=error")
 	for range 3 {
 		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
 		if err != nil {
@@ -639,32 +611,4 @@ func TestIntegrationProbeFleetSlowClients(t *testing.T) {
 	if err != nil || code != 200 || !strings.Contains(body, "tcpadvisor fleet") {
 		t.Fatalf("fleet landing page behind %d slow clients: %d, %v\n%s", len(conns), code, err, d.stderr)
 	}
-}
-
-// selfSignedCertificate returns a certificate for 127.0.0.1 and its key, in
-// PEM.
-func selfSignedCertificate(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "tcpadvisor probe"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }

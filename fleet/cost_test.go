@@ -44,7 +44,7 @@ func startSyntheticFleet(t testing.TB) string {
 		targets = append(targets, scrapeTarget{Address: fixture, Instance: fmt.Sprintf("host-%02d", i)})
 	}
 	addr := netnstest.FreeAddress(t)
-	startPrometheus(t, "", addr, targets, true, "")
+	startPrometheus(t, "", addr, targets, true, prometheusAccess{})
 	url := "http://" + addr
 	c := newTestClient(t, url, "")
 	deadline := time.Now().Add(60 * time.Second)

@@ -19,6 +19,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/internal/cgrouptest"
 	"github.com/tcpadvisor/tcpadvisor/internal/netnstest"
 	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
+	"github.com/tcpadvisor/tcpadvisor/internal/tlstest"
 )
 
 // The test's hosts: three network namespaces the test makes, joined by
@@ -125,7 +126,7 @@ func startFleet(t *testing.T) hosts {
 		p.WaitReady(t, httpClientIn(t, h.mon), "http://"+listen+"/")
 		targets = append(targets, scrapeTarget{Address: listen, Instance: d.instance})
 	}
-	startPrometheus(t, h.mon, prometheus, targets, true, "")
+	startPrometheus(t, h.mon, prometheus, targets, true, prometheusAccess{})
 	return h
 }
 
@@ -310,7 +311,7 @@ func TestIntegrationFleetPooledClient(t *testing.T) {
 func TestIntegrationFleetErrors(t *testing.T) {
 	silent := listenSilently(t)
 	bare := netnstest.FreeAddress(t)
-	startPrometheus(t, "", bare, nil, false, "")
+	startPrometheus(t, "", bare, nil, false, prometheusAccess{})
 	cases := []struct {
 		name, url, want string
 	}{
@@ -318,6 +319,7 @@ func TestIntegrationFleetErrors(t *testing.T) {
 		{"never answers", "http://" + silent, "no answer to query topk(500, ALERTS{advice!=\"\"}) within --timeout"},
 		{"no rules", "http://" + bare, "evaluates none of tcpadvisor's rules"},
 		{"wrong path", "http://" + bare + "/prometheus", "not found (HTTP 404): is it the server's base URL"},
+		{"HTTPS to plain HTTP", "https://" + bare, "the server speaks plain HTTP: use http:// in --prometheus.url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -373,49 +375,58 @@ func TestFleetFlagErrors(t *testing.T) {
 	}
 }
 
-// TestIntegrationFleetClientConfig: a Prometheus that asks for basic auth
-// refuses advise without --prometheus.config.file, in one line, and
-// answers with it; the fleet page uses it too, and reports a server that
-// is down as 502 with the reason.
+// TestIntegrationFleetClientConfig: a Prometheus that serves HTTPS with a
+// certificate of its own and asks for basic auth refuses advise without
+// --prometheus.config.file, and without the CA or the credentials in it, in
+// one line naming the fix, and answers with both; the fleet page uses the
+// file too, and reports a server that is down as 502 with the reason.
 func TestIntegrationFleetClientConfig(t *testing.T) {
 	dir := t.TempDir()
-	// bcrypt of fleet-test-password, cost 4: Prometheus' web configuration
-	// keeps only hashes.
-	webConfig := filepath.Join(dir, "web.yml")
 	write := func(path, content string) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(webConfig, "basic_auth_users:\n  fleet: $2a$04$I/Qo20k6D99jON6.fdR18eA2nmZ7jDn1BRMdmkUc2WNq3DUuZeOwC\n")
+	// bcrypt of fleet-test-password, cost 4: Prometheus' web configuration
+	// keeps only hashes.
+	server := tlstest.WriteServer(t, "basic_auth_users:\n  fleet: $2a$04$I/Qo20k6D99jON6.fdR18eA2nmZ7jDn1BRMdmkUc2WNq3DUuZeOwC\n")
 	password := filepath.Join(dir, "password")
 	write(password, "fleet-test-password\n")
+	withoutCA := filepath.Join(dir, "without-ca.yml")
+	write(withoutCA, "basic_auth:\n  username: fleet\n  password_file: "+password+"\n")
+	withoutCredentials := filepath.Join(dir, "without-credentials.yml")
+	write(withoutCredentials, "tls_config:\n  ca_file: "+server.CertFile+"\n")
 	clientConfig := filepath.Join(dir, "client.yml")
-	write(clientConfig, "basic_auth:\n  username: fleet\n  password_file: "+password+"\n")
+	write(clientConfig, "basic_auth:\n  username: fleet\n  password_file: "+password+"\ntls_config:\n  ca_file: "+server.CertFile+"\n")
 
 	addr := netnstest.FreeAddress(t)
-	startPrometheus(t, "", addr, nil, true, "fleet:fleet-test-password", "--web.config.file="+webConfig)
+	startPrometheus(t, "", addr, nil, true, prometheusAccess{credentials: "fleet:fleet-test-password", tls: &server}, "--web.config.file="+server.WebConfig)
 
-	run := func(args ...string) (string, string, int) {
-		return proctest.Run(t, exec.Command(binary, append([]string{"advise", "--prometheus.url=http://" + addr, "--timeout=10s"}, args...)...))
+	for _, c := range []struct {
+		name, url, config, want string
+	}{
+		{"plain HTTP to the HTTPS port", "http://" + addr, clientConfig, "the server speaks HTTPS: use https:// in --prometheus.url"},
+		{"without the CA", "https://" + addr, withoutCA, "the server's certificate is not trusted (x509: certificate signed by unknown authority): give its CA in --prometheus.config.file (tls_config: ca_file;"},
+		{"without credentials", "https://" + addr, withoutCredentials, "the server refused the request (HTTP 401): give its credentials in --prometheus.config.file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url="+c.url, "--prometheus.config.file="+c.config, "--timeout=10s"))
+			if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and one line saying %q", code, stderr, c.want)
+			}
+		})
 	}
-	_, stderr, code := run()
-	t.Logf("without credentials: %s", stderr)
-	if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "the server refused the request (HTTP 401): give its credentials in --prometheus.config.file") {
-		t.Errorf("without credentials: exit %d, stderr %q; want 2 and one line with the 401", code, stderr)
-	}
-	var stdout string
-	stdout, stderr, code = run("--prometheus.config.file=" + clientConfig)
+	stdout, stderr, code := proctest.Run(t, exec.Command(binary, "advise", "--prometheus.url=https://"+addr, "--prometheus.config.file="+clientConfig, "--timeout=10s"))
 	if code != 0 || !strings.Contains(stdout, "no advice for any host") || !strings.Contains(stderr, "series in") {
-		t.Errorf("with credentials: exit %d\n%s\n%s\nwant exit 0, no advice", code, stdout, stderr)
+		t.Errorf("with the CA and credentials: exit %d\n%s\n%s\nwant exit 0, no advice", code, stdout, stderr)
 	}
 
 	page := netnstest.FreeAddress(t)
-	p := proctest.Start(t, "tcpadvisor fleet", exec.Command(binary, "fleet", "--prometheus.url=http://"+addr, "--prometheus.config.file="+clientConfig, "--web.listen-address="+page))
+	p := proctest.Start(t, "tcpadvisor fleet", exec.Command(binary, "fleet", "--prometheus.url=https://"+addr, "--prometheus.config.file="+clientConfig, "--web.listen-address="+page))
 	client := httpClientIn(t, "")
 	p.WaitReady(t, client, "http://"+page+"/")
 	if status, body := proctest.Get(t, client, "http://"+page+"/advice?format=json"); status != 200 || !strings.Contains(body, `"advice": []`) {
-		t.Errorf("fleet page with credentials: %d\n%s", status, body)
+		t.Errorf("fleet page with the CA and credentials: %d\n%s", status, body)
 	}
 
 	down := netnstest.FreeAddress(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/internal/buildtest"
 	"github.com/tcpadvisor/tcpadvisor/internal/proctest"
 	"github.com/tcpadvisor/tcpadvisor/internal/promtest"
+	"github.com/tcpadvisor/tcpadvisor/internal/tlstest"
 	"github.com/vishvananda/netns"
 	"go.yaml.in/yaml/v3"
 )
@@ -40,7 +41,7 @@ type scrapeTarget struct {
 // timeScale every second when withRules.
 // Further arguments are Prometheus' own; credentials ("user:password", or
 // "") are those it asks for.
-func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, withRules bool, credentials string, args ...string) {
+func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, withRules bool, access prometheusAccess, args ...string) {
 	t.Helper()
 	bin := proctest.LookPath(t, "prometheus", "prometheus")
 	dir := t.TempDir()
@@ -71,11 +72,31 @@ func startPrometheus(t testing.TB, nsName, addr string, targets []scrapeTarget, 
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,
 	}, args...)...))
-	userinfo := ""
-	if credentials != "" {
-		userinfo = credentials + "@"
+	client := httpClientIn(t, nsName)
+	if access.tls != nil {
+		client = access.tls.Client(30 * time.Second)
 	}
-	p.WaitReady(t, httpClientIn(t, nsName), "http://"+userinfo+addr+"/-/ready")
+	p.WaitReady(t, client, access.url(addr)+"/-/ready")
+}
+
+// prometheusAccess is how a test reaches a Prometheus started with a
+// --web.config.file; the zero value is plain HTTP without credentials.
+type prometheusAccess struct {
+	credentials string          // user:password of its basic auth
+	tls         *tlstest.Server // the certificate it serves HTTPS with
+}
+
+// url returns the base URL of the Prometheus at addr, with the
+// credentials.
+func (a prometheusAccess) url(addr string) string {
+	scheme, userinfo := "http://", ""
+	if a.tls != nil {
+		scheme = "https://"
+	}
+	if a.credentials != "" {
+		userinfo = a.credentials + "@"
+	}
+	return scheme + userinfo + addr
 }
 
 // inNetns returns the command of program run in the network namespace

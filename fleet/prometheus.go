@@ -13,6 +13,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -187,10 +188,20 @@ func (c *Client) explain(ctx context.Context, err error, what string) error {
 		return fmt.Errorf("--prometheus.url=%s: no answer to %s within --timeout; is the server overloaded, or the URL wrong?", c.url, what)
 	case errors.As(err, &apiErr) && (strings.HasSuffix(apiErr.Msg, ": 401") || strings.HasSuffix(apiErr.Msg, ": 403")):
 		return fmt.Errorf("--prometheus.url=%s: %s: the server refused the request (HTTP %s): give its credentials in --prometheus.config.file (basic_auth, authorization)", c.url, what, apiErr.Msg[len(apiErr.Msg)-3:])
+	case errors.As(err, &apiErr) && strings.Contains(apiErr.Detail, "HTTP request to an HTTPS server"):
+		return fmt.Errorf("--prometheus.url=%s: %s: the server speaks HTTPS: use https:// in --prometheus.url", c.url, what)
 	case errors.As(err, &apiErr) && strings.HasSuffix(apiErr.Msg, ": 404"):
 		return fmt.Errorf("--prometheus.url=%s: %s: not found (HTTP 404): is it the server's base URL, with Mimir's /prometheus prefix?", c.url, what)
 	case errors.As(err, &apiErr):
 		return fmt.Errorf("--prometheus.url=%s: %s: %s", c.url, what, oneLine(errors.New(apiErr.Msg+" "+apiErr.Detail)))
+	}
+	// net/http says so in an untyped error.
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return fmt.Errorf("--prometheus.url=%s: %s: the server speaks plain HTTP: use http:// in --prometheus.url", c.url, what)
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("--prometheus.url=%s: %s: the server's certificate is not trusted (%s): give its CA in --prometheus.config.file (tls_config: ca_file; server_name when the certificate names another host)", c.url, what, oneLine(certErr.Err))
 	}
 	var netErr *net.OpError
 	if errors.As(err, &netErr) {
