@@ -71,3 +71,7 @@ go test -count=1 ./...
 # run again under the race detector.
 echo "test.sh: go test -race ./exporter/... ./advisor/engine/... ./internal/pipeline/..."
 go test -count=1 -race ./exporter/... ./advisor/engine/... ./internal/pipeline/...
+# The fleet page shares one report among the readers that wait for it: its
+# tests that read the page at once, and through the client configuration.
+echo "test.sh: go test -race ./fleet -run 'TestIntegrationFleetCost|TestIntegrationFleetClientConfig'"
+go test -count=1 -race ./fleet -run 'TestIntegrationFleetCost|TestIntegrationFleetClientConfig'
