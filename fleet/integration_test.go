@@ -26,7 +26,11 @@ import (
 // veth pairs with addresses of their own. "mon" runs Prometheus and the
 // advise and fleet commands; "app" and "redis" each run a daemon, listening
 // on their side of their pair with mon, and are joined by a third pair, over
-// which app's client talks to redis-server.
+// which app's client talks to redis-server. A fourth, "decoy", when a test
+// asks for it, has redis's address too (on an interface of its own,
+// unreachable from app), runs a redis-server there and a daemon on its pair with mon: a
+// second host with the destination address, as Docker's 172.17.0.1 or
+// overlapping private networks make.
 const (
 	monApp     = "198.18.0.1/30"
 	appMon     = "198.18.0.2/30"
@@ -34,22 +38,25 @@ const (
 	redisMon   = "198.18.0.6/30"
 	appRedis   = "198.18.0.9/30"
 	redisApp   = "198.18.0.10/30"
+	monDecoy   = "198.18.0.13/30"
+	decoyMon   = "198.18.0.14/30"
+	decoyRedis = "198.18.0.10/32"
 	daemonPort = "10067"
 	prometheus = "127.0.0.1:9090"
 	fleetPage  = "127.0.0.1:10068"
 )
 
-// hosts are the namespaces of one test.
+// hosts are the namespaces of one test; decoy is "" unless asked for.
 type hosts struct {
-	mon, app, redis string
+	mon, app, redis, decoy string
 }
 
 // addr returns the address of a CIDR.
 func addr(cidr string) string { return strings.Split(cidr, "/")[0] }
 
-// makeHosts makes the three namespaces and their links, or skips the test
-// where it cannot.
-func makeHosts(t *testing.T) hosts {
+// makeHosts makes the three namespaces and their links, and the decoy
+// when asked, or skips the test where it cannot.
+func makeHosts(t *testing.T, decoy bool) hosts {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make network namespaces")
@@ -58,7 +65,12 @@ func makeHosts(t *testing.T) hosts {
 	proctest.LookPath(t, "nsenter", "util-linux")
 	prefix := fmt.Sprintf("tcpadv-fleet-%d-", os.Getpid())
 	h := hosts{mon: prefix + "mon", app: prefix + "app", redis: prefix + "redis"}
-	for _, name := range []string{h.mon, h.app, h.redis} {
+	names := []string{h.mon, h.app, h.redis}
+	if decoy {
+		h.decoy = prefix + "decoy"
+		names = append(names, h.decoy)
+	}
+	for _, name := range names {
 		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 			t.Skipf("cannot make a network namespace: %v: %s", err, out)
 		}
@@ -79,6 +91,15 @@ func makeHosts(t *testing.T) hosts {
 	link(h.mon, "app0", monApp, h.app, "mon0", appMon)
 	link(h.mon, "redis0", monRedis, h.redis, "mon0", redisMon)
 	link(h.app, "redis0", appRedis, h.redis, "app0", redisApp)
+	if decoy {
+		link(h.mon, "decoy0", monDecoy, h.decoy, "mon0", decoyMon)
+		// A veth pair of its own, where a dummy interface would do: the
+		// kernel's dummy module is not on every machine.
+		ipIn(t, h.decoy, "link", "add", "shared0", "type", "veth", "peer", "name", "shared1")
+		ipIn(t, h.decoy, "addr", "add", decoyRedis, "dev", "shared0")
+		ipIn(t, h.decoy, "link", "set", "shared0", "up")
+		ipIn(t, h.decoy, "link", "set", "shared1", "up")
+	}
 	// Churn shows well before the range runs out: 1 % of 5,000 ports is
 	// 50 TIME_WAIT sockets.
 	sysctlIn(t, h.app, "net.ipv4.ip_local_port_range", "40000 44999")
@@ -110,17 +131,23 @@ func inCgroup(dir string, cmd *exec.Cmd) *exec.Cmd {
 
 // startFleet makes the hosts and starts redis-server on redis, a daemon on
 // app and on redis, and Prometheus on mon, scraping the daemons as
-// instances app-1 and redis-1 with the project's rules loaded and scaled.
-func startFleet(t *testing.T) hosts {
+// instances app-1 and redis-1 with the project's rules loaded and scaled;
+// with the decoy, redis-server and a daemon there too, scraped as decoy-1.
+func startFleet(t *testing.T, decoy bool) hosts {
 	t.Helper()
 	redisServer := proctest.LookPath(t, "redis-server", "redis-server")
 	proctest.LookPath(t, "prometheus", "prometheus")
-	h := makeHosts(t)
+	h := makeHosts(t, decoy)
 	redisUnit := cgrouptest.Child(t, fmt.Sprintf("tcpadvisor-fleet-test-redis-%d.service", os.Getpid()))
-	proctest.Start(t, "redis-server", inCgroup(redisUnit, inNetns(h.redis, redisServer,
-		"--port", "6379", "--bind", addr(redisApp), "--save", "", "--appendonly", "no", "--protected-mode", "no")))
+	redisArgs := []string{"--port", "6379", "--bind", addr(redisApp), "--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	proctest.Start(t, "redis-server", inCgroup(redisUnit, inNetns(h.redis, redisServer, redisArgs...)))
+	daemons := []struct{ ns, cidr, instance string }{{h.app, appMon, "app-1"}, {h.redis, redisMon, "redis-1"}}
+	if decoy {
+		proctest.Start(t, "redis-server on the decoy", inNetns(h.decoy, redisServer, redisArgs...))
+		daemons = append(daemons, struct{ ns, cidr, instance string }{h.decoy, decoyMon, "decoy-1"})
+	}
 	var targets []scrapeTarget
-	for _, d := range []struct{ ns, cidr, instance string }{{h.app, appMon, "app-1"}, {h.redis, redisMon, "redis-1"}} {
+	for _, d := range daemons {
 		listen := addr(d.cidr) + ":" + daemonPort
 		p := proctest.Start(t, "tcpadvisor on "+d.instance, inNetns(d.ns, binary, "--web.listen-address="+listen))
 		p.WaitReady(t, httpClientIn(t, h.mon), "http://"+listen+"/")
@@ -167,22 +194,12 @@ func startClient(t *testing.T, h hosts, mode string, seconds int) *proctest.Proc
 	return proctest.Start(t, "redis client ("+mode+")", inCgroup(unit, cmd))
 }
 
-// advise runs tcpadvisor advise --prometheus.url on mon and returns its
-// standard output, standard error and exit code.
-func advise(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
+// joinedAdvice waits, for 60 s at most, until advise --prometheus.url on
+// mon reports advice whose both ends are named, and returns the report
+// after checking that it holds one advice, pool on app-1 toward
+// redis-1:6379.
+func joinedAdvice(t *testing.T, h hosts, client *proctest.Process) Report {
 	t.Helper()
-	return proctest.Run(t, inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...))
-}
-
-// TestIntegrationFleetJoinsBothEnds: app-1's Python client opens a
-// connection per request to redis-server on redis-1; both hosts run a
-// daemon and Prometheus scrapes both. advise --prometheus.url prints one
-// advice, pool, naming app-1 and its process and redis-1:6379 and
-// redis-server, and the fleet page serves the same.
-func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
-	h := startFleet(t)
-	client := startClient(t, h, "per-request", 60)
-
 	var report Report
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -195,9 +212,11 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 			t.Fatalf("advise -o json: %v\n%s", err, stdout)
 		}
 		// The exporter names a socket's process once its scan of /proc
-		// has reached the process: wait for both ends' names.
+		// has reached the process, and the tracer names the opener's
+		// process before its unit: wait for both ends' names.
 		if code == 1 && len(report.Advice) > 0 && report.Advice[0].Server != nil && report.Advice[0].Server.Owner != nil &&
-			report.Advice[0].Owner != nil && report.Advice[0].Owner.Process != "unknown" && report.Advice[0].Server.Owner.Process != "unknown" {
+			report.Advice[0].Owner != nil && report.Advice[0].Owner.Process != "unknown" && report.Advice[0].Owner.Unit != "unknown" && report.Advice[0].Owner.Unit != "" &&
+			report.Advice[0].Server.Owner.Process != "unknown" {
 			if !strings.Contains(stderr, "series in") {
 				t.Errorf("advise does not say what it read: stderr %q", stderr)
 			}
@@ -216,8 +235,27 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	if a.ID != "pool" || a.Instance != "app-1" || a.Server.Instance != "redis-1" || a.Server.Port != "6379" {
 		t.Errorf("advice %s on %s toward %s:%s, want pool on app-1 toward redis-1:6379", a.ID, a.Instance, a.Server.Instance, a.Server.Port)
 	}
+	return report
+}
+
+// advise runs tcpadvisor advise --prometheus.url on mon and returns its
+// standard output, standard error and exit code.
+func advise(t *testing.T, ns string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return proctest.Run(t, inNetns(ns, binary, append([]string{"advise", "--prometheus.url=http://" + prometheus}, args...)...))
+}
+
+// TestIntegrationFleetJoinsBothEnds: app-1's Python client opens a
+// connection per request to redis-server on redis-1; both hosts run a
+// daemon and Prometheus scrapes both. advise --prometheus.url prints one
+// advice, pool, naming app-1 and its process and redis-1:6379 and
+// redis-server, and the fleet page serves the same.
+func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
+	h := startFleet(t, false)
+	report := joinedAdvice(t, h, startClient(t, h, "per-request", 60))
+	a := report.Advice[0]
 	if !strings.HasPrefix(a.Owner.Process, "python3") || !strings.HasPrefix(a.Owner.Unit, "tcpadvisor-fleet-test-app-") {
-		t.Errorf("client owner %+v, want the Python client's unit and process", a.Owner)
+		t.Errorf("client owner unit %q process %q, want the Python client's unit and process", a.Owner.Unit, a.Owner.Process)
 	}
 	if a.Server.Owner.Process != "redis-server" || !strings.HasPrefix(a.Server.Owner.Unit, "tcpadvisor-fleet-test-redis-") {
 		t.Errorf("server owner %+v, want redis-server in its unit", a.Server.Owner)
@@ -279,10 +317,28 @@ func TestIntegrationFleetJoinsBothEnds(t *testing.T) {
 	}
 }
 
+// TestIntegrationFleetJoinsByPeers: with the decoy, two scraped hosts have
+// the destination address and listen on its port, so the address alone
+// cannot name the server; the server's own view of the client (its busiest
+// peers on the port) does: the advice joins redis-1, never decoy-1.
+func TestIntegrationFleetJoinsByPeers(t *testing.T) {
+	h := startFleet(t, true)
+	a := joinedAdvice(t, h, startClient(t, h, "per-request", 60)).Advice[0]
+	if a.Server.Owner.Process != "redis-server" || !strings.HasPrefix(a.Server.Owner.Unit, "tcpadvisor-fleet-test-redis-") {
+		t.Errorf("server owner %+v, want redis-server in redis-1's unit", a.Server.Owner)
+	}
+
+	// The address was ambiguous: both hosts export it.
+	status, body := proctest.Get(t, httpClientIn(t, h.mon), "http://"+prometheus+`/api/v1/query?query=count(tcpadvisor_local_address_info{address="`+addr(redisApp)+`"})`)
+	if status != 200 || !strings.Contains(body, `"2"]`) {
+		t.Errorf("hosts with %s: %d %s, want 2: the test would not reach the peer fallback", addr(redisApp), status, body)
+	}
+}
+
 // TestIntegrationFleetPooledClient: the same hosts with a pooled client
 // give no advice from either end.
 func TestIntegrationFleetPooledClient(t *testing.T) {
-	h := startFleet(t)
+	h := startFleet(t, false)
 	client := startClient(t, h, "pooled", 15)
 	select {
 	case <-client.Exited():
