@@ -612,3 +612,60 @@ func TestIntegrationProbeFleetSlowClients(t *testing.T) {
 		t.Fatalf("fleet landing page behind %d slow clients: %d, %v\n%s", len(conns), code, err, d.stderr)
 	}
 }
+
+// TestIntegrationProbeSIGHUPReloadsTheRules: SIGHUP loads --rules.file
+// again; a file that fails to load is logged, exported as
+// prometheus_config_last_reload_successful 0 and leaves the daemon serving
+// with the rules it had; a good file then loads, with the new rule counted.
+func TestIntegrationProbeSIGHUPReloadsTheRules(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yml")
+	rule := func(name string) string {
+		return "      - alert: " + name + "\n        expr: tcpadvisor_sockets > 1e12\n        labels:\n          severity: warning\n"
+	}
+	write := func(content string) {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("groups:\n  - name: probe\n    rules:\n" + rule("ProbeOne"))
+	d := startProbed(t, nil, "--rules.file="+path, "--rules.evaluation-interval=1s")
+	// waitFor scrapes until the body has want, for 10 s at most.
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body, err := d.get("/metrics", 5*time.Second)
+			if err == nil && code == 200 && strings.Contains(body, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in a scrape within 10 s (%d, %v)\n%s", want, code, err, d.stderr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("prometheus_config_last_reload_successful 1")
+	waitFor(`prometheus_rule_group_rules{rule_group="` + path + `;probe"} 1`)
+
+	write("groups:\n  - name: probe\n    rules:\n      - alert: Broken\n        expr: rate(x[5m] > 0\n")
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("prometheus_config_last_reload_successful 0")
+	waitFor(`prometheus_rule_group_rules{rule_group="` + path + `;probe"} 1`)
+	if !strings.Contains(d.stderr.String(), "reload of the rule files failed") || !strings.Contains(d.stderr.String(), path) {
+		t.Errorf("no log line of the failed reload naming %s:\n%s", path, d.stderr)
+	}
+
+	write("groups:\n  - name: probe\n    rules:\n" + rule("ProbeOne") + rule("ProbeTwo"))
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("prometheus_config_last_reload_successful 1")
+	waitFor(`prometheus_rule_group_rules{rule_group="` + path + `;probe"} 2`)
+	select {
+	case err := <-d.exited:
+		t.Fatalf("the daemon exited after SIGHUP: %v\n%s", err, d.stderr)
+	default:
+	}
+}

@@ -108,6 +108,7 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 		stop()
 		<-engineDone
 	}()
+	reloadOnSIGHUP(ctx, p, logger)
 
 	// On SIGTERM or SIGINT, finish the requests under way and return, so
 	// that the deferred Close removes the advisor's store and flushes its
@@ -115,6 +116,27 @@ func (s *serveCommand) run(opts exporter.Options, ruleFiles []string, logger *sl
 	limits := defaultHTTPLimits(opts.Timeout)
 	logger.Debug("HTTP limits", "max_connections", limits.maxConnections, "read_header_timeout", limits.readHeaderTimeout, "write_timeout", limits.writeTimeout)
 	return serveHTTP(ctx, newHTTPServer(handler, limits, logger), s.web, limits.shutdownGrace, logger)
+}
+
+// reloadOnSIGHUP loads the rule files again on each SIGHUP until ctx ends,
+// as Prometheus does (systemctl reload sends it): a file that fails to
+// load is logged, and the rules loaded before are still evaluated.
+func reloadOnSIGHUP(ctx context.Context, p *pipeline.Pipeline, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := p.Reload(); err != nil {
+					logger.Error("reload of the rule files failed: the rules loaded before are still evaluated; fix the file and send SIGHUP again", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 // instance is the instance label of the advisor's samples: this host and

@@ -146,6 +146,7 @@ func TestSystemdServiceSettings(t *testing.T) {
 		"Unit.Requires":                   "tcpadvisor.socket",
 		"Service.EnvironmentFile":         "-/etc/default/tcpadvisor",
 		"Service.ExecStart":               installedBinary + " serve --web.systemd-socket $ARGS",
+		"Service.ExecReload":              "/bin/kill -HUP $MAINPID",
 		"Service.DynamicUser":             "yes",
 		"Service.CapabilityBoundingSet":   "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON",
 		"Service.AmbientCapabilities":     "CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON",

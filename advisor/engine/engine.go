@@ -72,6 +72,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -140,10 +141,20 @@ type Engine struct {
 	head      *tsdb.Head
 	queryable storage.Queryable
 	promql    *promql.Engine
-	files     []string // as errors name them
-	groups    []*rules.Group
 	ams       *alertmanagers // nil without Alertmanagers
 	stopAMs   sync.Once
+
+	// What Reload loads the rules again with.
+	opts        Options
+	parser      parser.Parser
+	ruleOpts    *rules.ManagerOptions
+	externalURL string
+	reloads     *reloadMetrics
+
+	// files and groups are the rules loaded; Reload replaces them, with
+	// longest and retention, under mu.
+	files  []string // as errors name them
+	groups []*rules.Group
 
 	// mu is held by Cycle and Close while they change the store, and read
 	// by Query.
@@ -199,14 +210,17 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 	}
 
 	e := &Engine{
-		source:    source,
-		interval:  interval,
-		scale:     scale,
-		logAlerts: opts.LogAlerts,
-		longest:   longestWindow(files),
-		retention: retention(longestWindow(files), interval),
-		logger:    logger,
-		sampler:   newSampler(opts.Labels),
+		source:      source,
+		interval:    interval,
+		scale:       scale,
+		logAlerts:   opts.LogAlerts,
+		longest:     longestWindow(files),
+		retention:   retention(longestWindow(files), interval),
+		logger:      logger,
+		sampler:     newSampler(opts.Labels),
+		opts:        opts,
+		parser:      p,
+		externalURL: externalURL.String(),
 	}
 	if err := e.openHead(); err != nil {
 		return nil, err
@@ -246,13 +260,73 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		ResendDelay:  resendDelay,
 		Metrics:      rules.NewGroupMetrics(opts.Registerer),
 	}
+	e.ruleOpts = ruleOpts
+	e.files, e.groups = e.newGroups(files)
+	e.reloads = newReloadMetrics(opts.Registerer)
+	return e, nil
+}
+
+// newGroups returns the names of files and the rule groups they hold.
+func (e *Engine) newGroups(files []ruleFile) (names []string, groups []*rules.Group) {
 	for _, f := range files {
-		e.files = append(e.files, f.name)
+		names = append(names, f.name)
 		for _, g := range f.groups {
-			e.groups = append(e.groups, newGroup(f.name, g, interval, ruleOpts, externalURL.String()))
+			groups = append(groups, newGroup(f.name, g, e.interval, e.ruleOpts, e.externalURL))
 		}
 	}
-	return e, nil
+	return names, groups
+}
+
+// Reload loads the rule files again, as Prometheus does on SIGHUP: a group
+// of the same file and name keeps the state of its alerts (pending since,
+// firing since) for each rule of the same name and labels, so that an
+// unchanged rule neither fires again nor starts its for: over; a rule that
+// is gone resolves. When a file fails to load, Reload returns its error and
+// the rules loaded before stay. The outcome is exported as Prometheus
+// exports a configuration reload's.
+func (e *Engine) Reload() error {
+	files, err := loadRules(e.opts, e.parser, e.scale)
+	if err != nil {
+		e.reloads.failed()
+		return err
+	}
+	names, groups := e.newGroups(files)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("engine: reload after Close")
+	}
+	old := map[string]*rules.Group{}
+	for _, g := range e.groups {
+		old[rules.GroupKey(g.File(), g.Name())] = g
+	}
+	for _, g := range groups {
+		key := rules.GroupKey(g.File(), g.Name())
+		if from, ok := old[key]; ok {
+			g.CopyState(from)
+			delete(old, key)
+		}
+	}
+	for key := range old {
+		e.deleteGroupMetrics(key)
+	}
+	e.files, e.groups = names, groups
+	e.longest = longestWindow(files)
+	e.retention = retention(e.longest, e.interval)
+	e.reloads.succeeded(time.Now())
+	return nil
+}
+
+// deleteGroupMetrics removes the series of a group that is gone, as
+// Prometheus' rule manager does.
+func (e *Engine) deleteGroupMetrics(key string) {
+	m := e.ruleOpts.Metrics
+	for _, v := range []interface{ DeleteLabelValues(...string) bool }{
+		m.IterationsMissed, m.IterationsScheduled, m.EvalTotal, m.EvalFailures, m.GroupInterval, m.GroupLastEvalTime,
+		m.GroupLastDuration, m.GroupRules, m.GroupSamples, m.GroupLastRuleDurationSum, m.GroupLastRestoreDuration,
+	} {
+		v.DeleteLabelValues(key)
+	}
 }
 
 func newGroup(file string, g ruleGroup, interval time.Duration, opts *rules.ManagerOptions, externalURL string) *rules.Group {
@@ -454,8 +528,11 @@ func (e *Engine) Alerts() []Alert {
 		Alert
 		lset labels.Labels
 	}
+	e.mu.RLock()
+	groups := e.groups
+	e.mu.RUnlock()
 	var all []alert
-	for _, g := range e.groups {
+	for _, g := range groups {
 		for _, r := range g.AlertingRules() {
 			for _, a := range r.ActiveAlerts() {
 				if a.State != rules.StatePending && a.State != rules.StateFiring {
@@ -524,16 +601,26 @@ func (e *Engine) Query(ctx context.Context, expr string) ([]Sample, error) {
 }
 
 // Retention is how much history the store keeps (see the package doc).
-func (e *Engine) Retention() time.Duration { return e.retention }
+func (e *Engine) Retention() time.Duration {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.retention
+}
 
 // LongestWindow returns how long a condition must hold before the slowest
 // rule can fire: its for: (and keep_firing_for:) plus the window its
 // expression reads, after TimeScale.
-func (e *Engine) LongestWindow() time.Duration { return e.longest }
+func (e *Engine) LongestWindow() time.Duration {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.longest
+}
 
 // LogRules logs, in one line, the rules the engine loaded: the daemon does
-// it once at start.
+// it at start and after each Reload.
 func (e *Engine) LogRules() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	alerting, recording := 0, 0
 	for _, g := range e.groups {
 		for _, r := range g.Rules() {

@@ -10,7 +10,7 @@ import (
 // must be readable.
 func AddRuleFilesFlag(g cliflag.Group) *[]string {
 	return cliflag.Repeatable(g, "rules.file",
-		"Prometheus rule file to evaluate instead of the bundled rules. Repeatable.",
+		"Prometheus rule file to evaluate instead of the bundled rules. Repeatable. The daemon loads the files again on SIGHUP.",
 		"FILE", "a readable rule file",
 		func(s string) (string, bool) {
 			f, err := os.Open(s)

@@ -119,6 +119,17 @@ func (p *Pipeline) Cycle(ctx context.Context, now time.Time) error {
 	return p.engine.Cycle(ctx, now)
 }
 
+// Reload loads the rule files again, keeping the state of the alerts whose
+// rules did not change (engine.Reload), and logs the rules loaded. When a
+// file fails to load, the rules loaded before stay.
+func (p *Pipeline) Reload() error {
+	if err := p.engine.Reload(); err != nil {
+		return err
+	}
+	p.engine.LogRules()
+	return nil
+}
+
 // Report returns the advice of the last cycle.
 func (p *Pipeline) Report(ctx context.Context, now time.Time) advisor.Report {
 	return p.advisor.Report(ctx, now)
