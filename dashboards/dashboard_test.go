@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -27,12 +28,16 @@ import (
 	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag"
 	"github.com/tcpadvisor/tcpadvisor/exporter/sockdiag/sockdiagtest"
+	"github.com/tcpadvisor/tcpadvisor/exporter/tracer"
 	"github.com/tcpadvisor/tcpadvisor/rules"
 )
 
 const (
 	dashboardFile = "tcpadvisor.json"
 	goldenFile    = "../exporter/testdata/metrics.golden"
+	// connectionsGoldenFile is the exposition of the connection tracer's
+	// collector, which the real kernel feeds and metrics.golden lacks.
+	connectionsGoldenFile = "../exporter/testdata/connections.golden"
 	// fixtureDir is the fixture host the golden exposition is made of.
 	fixtureDir = "../exporter/testdata"
 	// schemaVersion is the Grafana dashboard schema the checks below know:
@@ -49,7 +54,8 @@ var panelTypes = []string{"timeseries", "stat", "gauge", "bargauge", "table", "t
 
 // requiredMetrics are what the dashboard must show: socket states, TIME_WAIT
 // and port pressure per destination, inbound sockets per service port,
-// listen-queue fill, sysctls and the firing advice.
+// listen-queue fill, sysctls, the firing advice, and the connection
+// tracer's churn and connect() failures with whether it runs.
 var requiredMetrics = []string{
 	"tcpadvisor_sockets",
 	"tcpadvisor_outbound_sockets",
@@ -65,6 +71,9 @@ var requiredMetrics = []string{
 	"tcpadvisor_owner_attribution_missing",
 	"tcpadvisor_netns_collector_success",
 	"tcpadvisor_advice_active",
+	"tcpadvisor_outbound_connections_opened_total",
+	"tcpadvisor_outbound_connect_failures_total",
+	"tcpadvisor_tracer_up",
 }
 
 // dashboard is the part of the dashboard model the tests read; the rest is
@@ -348,25 +357,38 @@ var grafanaVariables = strings.NewReplacer(
 )
 
 // goldenMetrics returns the metric names of the exporter's golden
-// exposition.
+// expositions, the series names of summaries (_sum, _count) included.
 func goldenMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := os.Open(goldenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	names := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) == 4 && fields[0] == "#" && fields[1] == "TYPE" {
-			names[fields[2]] = true
+	for _, file := range []string{goldenFile, connectionsGoldenFile} {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		found := false
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if fields := strings.Fields(sc.Text()); len(fields) == 4 && fields[0] == "#" && fields[1] == "TYPE" {
+				addSeriesNames(names, fields[2], fields[3])
+				found = true
+			}
+		}
+		if err := sc.Err(); err != nil || !found {
+			t.Fatalf("no metric in %s: %v", file, err)
 		}
 	}
-	if err := sc.Err(); err != nil || len(names) == 0 {
-		t.Fatalf("no metric in %s: %v", goldenFile, err)
-	}
 	return names
+}
+
+// addSeriesNames adds to names the names a query reads of the family name
+// of type typ (as the exposition's TYPE line spells it).
+func addSeriesNames(names map[string]bool, name, typ string) {
+	names[name] = true
+	if typ == "summary" || typ == "histogram" {
+		names[name+"_sum"], names[name+"_count"] = true, true
+	}
 }
 
 // TestDashboardMetricsAreExported parses every query with the PromQL parser
@@ -381,7 +403,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	d, _ := readDashboard(t)
 	exported := goldenMetrics(t)
 	for _, f := range withAdvice(t, netnsFamilies(t)) {
-		exported[f.GetName()] = true
+		addSeriesNames(exported, f.GetName(), strings.ToLower(f.GetType().String()))
 	}
 	used := map[string]bool{}
 	for _, q := range queries(t, d) {
@@ -407,21 +429,24 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	}
 }
 
-// goldenFamilies returns the golden exposition, parsed.
+// goldenFamilies returns the golden expositions, parsed: the exporter's
+// and its connection tracer's.
 func goldenFamilies(t *testing.T) []*dto.MetricFamily {
 	t.Helper()
-	golden, err := os.ReadFile(goldenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(golden))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := make([]*dto.MetricFamily, 0, len(families))
-	for _, f := range families {
-		fs = append(fs, f)
+	var fs []*dto.MetricFamily
+	for _, file := range []string{goldenFile, connectionsGoldenFile} {
+		golden, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(golden))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, f := range families {
+			fs = append(fs, f)
+		}
 	}
 	return fs
 }
@@ -445,12 +470,44 @@ func (fixtureOwners) Lookup(cgroupID uint64, _ uint32) census.Owner {
 	return census.Owner{Unit: "app.service", Process: "gunicorn"}
 }
 
+// fixtureTracer drains, once, what the connection tracer would count in
+// two network namespaces, inodes 1 (host) and 2 (app-ns): in each, a
+// per-request client of Redis that runs out of ports, closing first, and
+// connections accepted on port 8000.
+type fixtureTracer struct{ drained bool }
+
+func (f *fixtureTracer) Drain() (*tracer.Drained, error) {
+	if f.drained {
+		return &tracer.Drained{}, nil
+	}
+	f.drained = true
+	var d tracer.Drained
+	for _, inode := range []uint32{1, 2} {
+		d.Outbound = append(d.Outbound, tracer.Outbound{
+			Netns: inode, Cgroup: 100, Process: "gunicorn",
+			Source: netip.MustParseAddr("10.0.0.1"), Destination: netip.MustParseAddr("10.0.0.5"), Port: 6379,
+			Counts: tracer.OutboundCounts{
+				Opened: 1000, Closed: [tracer.NumClosers]uint64{tracer.ClosedLocal: 990},
+				Failed:        [tracer.NumFailures]uint64{tracer.FailureEADDRNOTAVAIL: 120},
+				LifetimeNanos: 990 * 400_000, Lifetimes: 990,
+			},
+		})
+		d.Inbound = append(d.Inbound, tracer.Inbound{Netns: inode, Port: 8000, Counts: tracer.InboundCounts{Accepted: 500}})
+	}
+	return &d, nil
+}
+
+func (*fixtureTracer) Sockets(func(uint32, uint64, string)) error { return nil }
+func (*fixtureTracer) Hook() string                               { return tracer.HookBTF }
+func (*fixtureTracer) Close() error                               { return nil }
+
 // netnsFamilies returns what tcpadvisor exports on the fixture host of the
 // golden exposition with --collector.netns, made by the exporter's own
 // collectors: two network namespaces, host and app-ns (whose ephemeral
 // range is narrower), each read by the sockets, sysctl, netstat and
-// sockstat collectors, every series labelled netns; and the owners' status
-// of an exporter without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
+// sockstat collectors and seen by the connection tracer (fixtureTracer),
+// every series labelled netns; and the owners' status of an exporter
+// without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
 func netnsFamilies(t *testing.T) []*dto.MetricFamily {
 	t.Helper()
 	sockets, err := sockdiagtest.ReadFixture(fixtureDir + "/sockets.txt")
@@ -483,6 +540,11 @@ func netnsFamilies(t *testing.T) []*dto.MetricFamily {
 			},
 			func(_ context.Context, _ netns.Namespace, fn func() error) error { return fn() },
 			build, fixtureOwners{}, slog.New(slog.DiscardHandler)),
+		"connections": exporter.NewConnectionsCollector(exporter.ConnectionsSources{
+			Load:      func() (exporter.ConnectionTracer, error) { return &fixtureTracer{}, nil },
+			NetnsName: func(inode uint32) string { return map[uint32]string{1: "host", 2: "app-ns"}[inode] },
+			Owners:    fixtureOwners{},
+		}, census.Limits{TopDestinations: 3, MaxServicePorts: 4, TopOwners: 3}, 64, slog.New(slog.DiscardHandler)),
 		"owners": exporter.NewOwnersCollector(func() owners.Status {
 			return owners.Status{CgroupUp: true, ProcessesUnreadable: 12, Missing: []string{"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}}
 		}),
@@ -595,7 +657,7 @@ func TestDashboardFollowsNetns(t *testing.T) {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == exporter.NetnsLabel {
-					perNamespace[f.GetName()] = true
+					addSeriesNames(perNamespace, f.GetName(), strings.ToLower(f.GetType().String()))
 				}
 			}
 		}
