@@ -19,7 +19,8 @@ const fleetDashboardFile = "fleet.json"
 
 // fleetRequiredMetrics are what the fleet dashboard must show: port
 // pressure per destination across hosts, the owners that churn, the
-// server ends, and the firing advice.
+// server ends, the firing advice, and the connection tracer's openers and
+// connect() failures.
 var fleetRequiredMetrics = []string{
 	"ALERTS",
 	"tcpadvisor_outbound_port_pressure_ratio",
@@ -28,6 +29,8 @@ var fleetRequiredMetrics = []string{
 	"tcpadvisor_inbound_sockets",
 	"tcpadvisor_inbound_owner_sockets",
 	"tcpadvisor_tcpext_tw_total",
+	"tcpadvisor_outbound_connections_opened_total",
+	"tcpadvisor_outbound_connect_failures_total",
 }
 
 func readFleetDashboard(t *testing.T) dashboard {
