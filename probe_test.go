@@ -164,6 +164,32 @@ func stuckProcfs(t *testing.T) (dir string, release func()) {
 	return dir, release
 }
 
+// openClients opens up to n connections to addr, each sending start (the
+// beginning of a request, or nothing) and no more, until one cannot
+// connect (the backlog is full); it fails the test with fewer than least,
+// which would prove nothing. They are closed when the test ends.
+func openClients(t *testing.T, addr string, n, least int, start string) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		io.WriteString(c, start)
+	}
+	if len(conns) < least {
+		t.Fatalf("only %d of %d clients connected: the test would prove nothing", len(conns), n)
+	}
+	return conns
+}
+
 // TestIntegrationProbeSlowClients runs the daemon with 1024 file
 // descriptors and opens 1500 half-sent requests: a scrape is still answered
 // within the collector timeout, with every collector succeeding, and the
@@ -175,23 +201,7 @@ func TestIntegrationProbeSlowClients(t *testing.T) {
 	}
 	d := startProbed(t, []string{prlimit, "--nofile=1024:1024"}, "--collector.timeout=5s", "--log.level=error")
 	const slow = 1500
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range slow {
-		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
-		if err != nil {
-			break // the backlog is full: enough of them
-		}
-		conns = append(conns, c)
-		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n")
-	}
-	if len(conns) < 1100 {
-		t.Fatalf("only %d slow clients connected: the test would prove nothing", len(conns))
-	}
+	conns := openClients(t, d.addr, slow, 1100, "GET /metrics HTTP/1.1\r\nHost: x\r\n")
 	code, body, err := d.get("/metrics", 5*time.Second)
 	if err != nil || code != 200 {
 		t.Fatalf("scrape behind %d slow clients: %d, %v\n%s", len(conns), code, err, d.stderr)
@@ -522,22 +532,7 @@ func TestIntegrationProbeTLSSlowClients(t *testing.T) {
 	}
 	server := tlstest.WriteServer(t, "")
 	d := startProbed(t, []string{prlimit, "--nofile=256:256"}, "--web.config.file="+server.WebConfig, "--log.level=error")
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 300 {
-		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
-		if err != nil {
-			break
-		}
-		conns = append(conns, c)
-	}
-	if len(conns) < 200 {
-		t.Fatalf("only %d silent clients connected: the test would prove nothing", len(conns))
-	}
+	conns := openClients(t, d.addr, 300, 200, "")
 	client := server.Client(5 * time.Second)
 	resp, err := client.Get("https://" + d.addr + "/metrics")
 	if err != nil {
@@ -590,23 +585,7 @@ func TestIntegrationProbeFleetSlowClients(t *testing.T) {
 	}
 	// The page answers without the server: only /advice asks it.
 	d := startProbed(t, []string{prlimit, "--nofile=64:64"}, "fleet", "--prometheus.url=http://"+netnstest.FreeAddress(t), "--log.level=error")
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 100 {
-		c, err := net.DialTimeout("tcp", d.addr, 2*time.Second)
-		if err != nil {
-			break
-		}
-		conns = append(conns, c)
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n")
-	}
-	if len(conns) < 80 {
-		t.Fatalf("only %d slow clients connected: the test would prove nothing", len(conns))
-	}
+	conns := openClients(t, d.addr, 100, 80, "GET / HTTP/1.1\r\nHost: x\r\n")
 	code, body, err := d.get("/", 5*time.Second)
 	if err != nil || code != 200 || !strings.Contains(body, "tcpadvisor fleet") {
 		t.Fatalf("fleet landing page behind %d slow clients: %d, %v\n%s", len(conns), code, err, d.stderr)
