@@ -133,7 +133,7 @@ func (f *fleetCommand) run(logger *slog.Logger) error {
 		Name:        "tcpadvisor fleet",
 		Description: "The advice of every host scraped by " + *f.prometheus.url,
 		Version:     version.Info(),
-		Links:       []web.LandingLinks{{Address: "/advice", Text: "Advice", Description: "What to change, host by host (JSON: ?format=json)"}},
+		Links:       []web.LandingLinks{{Address: "/advice", Text: "Advice", Description: "What to change, host by host (JSON: ?format=json; reloaded every 30 s: ?refresh=30)"}},
 	})
 	if err != nil {
 		return fmt.Errorf("landing page: %w", err)

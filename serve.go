@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -200,25 +199,18 @@ func newHandler(registry *prometheus.Registry, p *pipeline.Pipeline, telemetryPa
 	return mux, nil
 }
 
-// maxRefresh is the longest ?refresh of the advice page: an hour.
-const maxRefresh = 3600
-
 // adviceHandler serves the current advice: an HTML page, reloaded every N
 // seconds with ?refresh=N, or JSON for ?format=json or Accept:
 // application/json.
 func adviceHandler(adv *advisor.Advisor, telemetryPath string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page := render.Page{MetricsPath: telemetryPath}
-		if s := r.URL.Query().Get("refresh"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > maxRefresh {
-				http.Error(w, fmt.Sprintf("refresh=%q: want a number of seconds from 1 to %d", s, maxRefresh), http.StatusBadRequest)
-				return
-			}
-			page.Refresh = n
+		refresh, err := render.ParseRefresh(r.URL.Query().Get("refresh"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
+		page := render.Page{MetricsPath: telemetryPath, Refresh: refresh}
 		report := adv.Report(r.Context(), time.Now())
-		var err error
 		if r.URL.Query().Get("format") == "json" || strings.Contains(r.Header.Get("Accept"), "application/json") {
 			w.Header().Set("Content-Type", "application/json")
 			err = render.JSON(w, report)

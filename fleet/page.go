@@ -7,10 +7,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcpadvisor/tcpadvisor/advisor/render"
 )
 
 // Handler serves the fleet's advice at every request, read-only: an HTML
-// page, or JSON for ?format=json or Accept: application/json. Requests that
+// page, reloaded every N seconds with ?refresh=N, or JSON for ?format=json
+// or Accept: application/json. Requests that
 // arrive while a report is being built get that report, so that a room of
 // browsers costs the server one report's queries, not one per reader. A
 // report waits for the server at most timeout; when the server fails, the
@@ -21,6 +24,11 @@ func Handler(c *Client, timeout time.Duration, logger *slog.Logger) http.Handler
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "the fleet page is read-only: GET it", http.StatusMethodNotAllowed)
+			return
+		}
+		refresh, err := render.ParseRefresh(r.URL.Query().Get("refresh"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		report, err := reports.get(r.Context())
@@ -34,7 +42,7 @@ func Handler(c *Client, timeout time.Duration, logger *slog.Logger) http.Handler
 			err = JSON(w, report)
 		} else {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			err = HTML(w, report)
+			err = HTML(w, report, refresh)
 		}
 		if err != nil {
 			logger.Error("write fleet advice", "err", err)

@@ -144,16 +144,31 @@ func wrap(text string, width int) []string {
 	return lines
 }
 
+// pageData is what the page shows: the report, and how often the page
+// reloads itself (0: never).
+type pageData struct {
+	Report
+	Refresh int
+}
+
 var page = template.Must(template.New("fleet").Funcs(template.FuncMap{
 	"line":   Line,
 	"groups": groups,
 	"host":   hostOf,
+	"css":    func() template.CSS { return render.PageCSS },
 }).Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tcpadvisor: fleet advice</title>
-<style>body{font-family:sans-serif;max-width:70em;margin:1em auto}li{margin:.2em 0}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}.critical{color:#b00}</style>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{{if gt .Refresh 0}}<meta http-equiv="refresh" content="{{.Refresh}}">
+{{end}}<title>tcpadvisor: fleet advice</title>
+<style>{{css}}
+li { margin: 0.2rem 0; }
+li.critical { color: #b00; }</style>
 </head><body>
-<h1>tcpadvisor: fleet advice</h1>
-<p>From {{.Prometheus}}{{with .Match}}, hosts matching <code>{{.}}</code>{{end}}, at {{.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}}. <a href="?format=json">JSON</a></p>
+<header><h1>tcpadvisor: fleet advice</h1>
+<p>From {{.Prometheus}}{{with .Match}}, hosts matching <code>{{.}}</code>{{end}}, at {{.GeneratedAt.Format "2006-01-02 15:04:05 UTC"}}{{if gt .Refresh 0}}, reloaded every {{.Refresh}} s{{end}}.
+<a href="?format=json">JSON</a> · <a href="{{if gt .Refresh 0}}?{{else}}?refresh=30{{end}}">{{if gt .Refresh 0}}stop reloading{{else}}reload every 30 s{{end}}</a> · <a href="/">home</a></p></header>
+<main>
 {{if not .Advice}}<p>No advice: nothing to change.</p>{{end}}
 {{range groups .Advice}}<h2 id="{{.ID}}">{{.ID}}: {{len .Advice}} host(s)</h2>
 <ul>{{range .Advice}}<li class="{{.Severity}}">{{line .}}</li>{{end}}</ul>
@@ -163,9 +178,13 @@ var page = template.Must(template.New("fleet").Funcs(template.FuncMap{
 {{end}}
 {{with .Pending}}<h2>Pending</h2><ul>{{range .}}<li>{{.ID}}: {{line .}}</li>{{end}}</ul>{{end}}
 {{if .Truncated}}<p>Truncated: a query read as many series as --limit allows.</p>{{end}}
-<p>Read {{.Cost.Series}} series in {{.Cost.Queries}} queries.</p>
+<p class="muted">Read {{.Cost.Series}} series in {{.Cost.Queries}} queries.</p>
+</main>
 </body></html>
 `))
 
-// HTML writes the report as a page.
-func HTML(w io.Writer, r Report) error { return page.Execute(w, r) }
+// HTML writes the report as a page that reloads itself every refresh
+// seconds, or never when refresh is 0.
+func HTML(w io.Writer, r Report, refresh int) error {
+	return page.Execute(w, pageData{Report: r, Refresh: refresh})
+}

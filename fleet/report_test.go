@@ -2,9 +2,13 @@ package fleet
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/tcpadvisor/tcpadvisor/advisor"
 	"github.com/tcpadvisor/tcpadvisor/advisor/engine"
 	"github.com/tcpadvisor/tcpadvisor/exporter/owners"
@@ -170,5 +174,31 @@ func TestTextQuotesControlCharacters(t *testing.T) {
 	}
 	if strings.ContainsAny(out, "\x1b\a\r") {
 		t.Errorf("a control character reached the text:\n%q", out)
+	}
+}
+
+// TestHTMLRefresh: ?refresh=N makes the fleet page reload itself every N
+// seconds, as the daemon's /advice does, and a bad value is a 400 naming
+// it, before the server is asked anything.
+func TestHTMLRefresh(t *testing.T) {
+	report := Report{Prometheus: "http://p:9090"}
+	for refresh, want := range map[int]string{30: `<meta http-equiv="refresh" content="30">`, 0: `href="?refresh=30"`} {
+		var b strings.Builder
+		if err := HTML(&b, report, refresh); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) || (refresh == 0) == strings.Contains(b.String(), `http-equiv="refresh"`) {
+			t.Errorf("page with refresh %d lacks %s, or reloads when it should not:\n%s", refresh, want, b.String())
+		}
+	}
+
+	c, err := NewClient(Options{URL: "http://127.0.0.1:1", HTTP: config.DefaultHTTPClientConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	Handler(c, time.Second, discard).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/advice?refresh=0", nil))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `refresh="0": want a number of seconds from 1 to 3600`) {
+		t.Errorf("?refresh=0: %d %q, want 400 naming the value", rec.Code, rec.Body.String())
 	}
 }

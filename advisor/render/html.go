@@ -1,9 +1,11 @@
 package render
 
 import (
+	"fmt"
 	"html/template"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/tcpadvisor/tcpadvisor/advisor"
@@ -29,6 +31,23 @@ pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }
 code { background: #f6f6f6; }
 .muted { color: #666; font-size: 0.9rem; }
 `
+
+// MaxRefresh is the longest ?refresh of an advice page, in seconds: an hour.
+const MaxRefresh = 3600
+
+// ParseRefresh reads the ?refresh=N of an advice page, the daemon's or the
+// fleet's: 0 when s is empty, else N seconds from 1 to MaxRefresh; any
+// other value is an error to answer 400 with.
+func ParseRefresh(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxRefresh {
+		return 0, fmt.Errorf("refresh=%q: want a number of seconds from 1 to %d", s, MaxRefresh)
+	}
+	return n, nil
+}
 
 // Page says where the advice page's links lead.
 type Page struct {

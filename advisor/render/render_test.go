@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -249,5 +250,26 @@ func TestWarmingUp(t *testing.T) {
 	}
 	if page := b.String(); !strings.Contains(page, "warming up until 2026-11-27 12:05:00 UTC") || strings.Contains(page, "nothing to change") {
 		t.Errorf("page does not say it is warming up:\n%s", page)
+	}
+}
+
+// TestParseRefresh: ?refresh takes whole seconds from 1 to an hour; empty
+// is no reload; anything else is an error naming the value.
+func TestParseRefresh(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"", 0, true}, {"1", 1, true}, {"30", 30, true}, {"3600", 3600, true},
+		{"0", 0, false}, {"3601", 0, false}, {"-5", 0, false}, {"1.5", 0, false}, {"30s", 0, false}, {"x", 0, false},
+	} {
+		got, err := ParseRefresh(c.in)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("ParseRefresh(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("refresh=%q", c.in)) {
+			t.Errorf("ParseRefresh(%q): %v, want the value named", c.in, err)
+		}
 	}
 }
