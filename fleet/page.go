@@ -13,11 +13,11 @@ import (
 
 // Handler serves the fleet's advice at every request, read-only: an HTML
 // page, reloaded every N seconds with ?refresh=N, or JSON for ?format=json
-// or Accept: application/json. Requests that
-// arrive while a report is being built get that report, so that a room of
-// browsers costs the server one report's queries, not one per reader. A
-// report waits for the server at most timeout; when the server fails, the
-// request answers 502 with the one-line reason.
+// or Accept: application/json. Requests that arrive while a report is being
+// built get that report, so that a room of browsers costs the server one
+// report's queries, not one per reader. A report waits for the server at
+// most timeout; when the server fails, the request answers 502 with the
+// one-line reason.
 func Handler(c *Client, timeout time.Duration, logger *slog.Logger) http.Handler {
 	reports := &sharedReports{client: c, timeout: timeout, logger: logger}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

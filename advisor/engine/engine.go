@@ -214,14 +214,13 @@ func New(opts Options, source prometheus.Gatherer) (*Engine, error) {
 		interval:    interval,
 		scale:       scale,
 		logAlerts:   opts.LogAlerts,
-		longest:     longestWindow(files),
-		retention:   retention(longestWindow(files), interval),
 		logger:      logger,
 		sampler:     newSampler(opts.Labels),
 		opts:        opts,
 		parser:      p,
 		externalURL: externalURL.String(),
 	}
+	e.setWindows(files) // the store's chunk range follows the retention
 	if err := e.openHead(); err != nil {
 		return nil, err
 	}
@@ -311,10 +310,16 @@ func (e *Engine) Reload() error {
 		e.deleteGroupMetrics(key)
 	}
 	e.files, e.groups = names, groups
-	e.longest = longestWindow(files)
-	e.retention = retention(e.longest, e.interval)
+	e.setWindows(files)
 	e.reloads.succeeded(time.Now())
 	return nil
+}
+
+// setWindows sets the longest window of the rules of files and the history
+// they need.
+func (e *Engine) setWindows(files []ruleFile) {
+	e.longest = longestWindow(files)
+	e.retention = retention(e.longest, e.interval)
 }
 
 // deleteGroupMetrics removes the series of a group that is gone, as
